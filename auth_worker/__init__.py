@@ -1,0 +1,1 @@
+"""access/request -> decision -> access/response, plus the access event trail."""

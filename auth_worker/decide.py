@@ -1,0 +1,74 @@
+"""Pure access decisions: no I/O, so every rule is testable on its own."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+
+from auth_worker.snapshot import AccessSnapshot
+from schemas.access import AccessRequest, CardCredential
+from schemas.codes import CredentialType, ReasonCode
+from store.keyed_hash import KeyedHasher
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    granted: bool
+    reason: ReasonCode
+    subject_id: str | None = None
+
+    @classmethod
+    def deny(cls, reason: ReasonCode, subject_id: str | None = None) -> Decision:
+        return cls(False, reason, subject_id)
+
+
+def decide(
+    request: AccessRequest,
+    topic_gate_id: str,
+    snapshot: AccessSnapshot,
+    hasher: KeyedHasher,
+    now: datetime,
+    tz: tzinfo,
+    max_age_s: float,
+    max_skew_s: float,
+) -> Decision:
+    """Decide one request. Anything not positively allowed is denied."""
+    if request.gate_id != topic_gate_id:
+        # A gate may only ask for its own door.
+        return Decision.deny(ReasonCode.GATE_MISMATCH)
+    age = (now - request.ts).total_seconds()
+    if age > max_age_s or age < -max_skew_s:
+        return Decision.deny(ReasonCode.STALE_REQUEST)
+    gate = snapshot.gates.get(request.gate_id)
+    if gate is None or not gate.active:
+        return Decision.deny(ReasonCode.UNKNOWN_GATE)
+    credential = request.credential
+    if isinstance(credential, CardCredential):
+        return _decide_card(credential, gate.id, snapshot, hasher, now, tz)
+    return Decision.deny(ReasonCode.UNSUPPORTED_CREDENTIAL)
+
+
+def _decide_card(card: CardCredential, gate_id: str, snapshot: AccessSnapshot,
+                 hasher: KeyedHasher, now: datetime, tz: tzinfo) -> Decision:
+    key = hasher.lookup_key(CredentialType.CARD, card.acc_id)
+    stored = snapshot.credentials.get((CredentialType.CARD, key))
+    if stored is None:
+        return Decision.deny(ReasonCode.UNKNOWN_CREDENTIAL)
+    if not stored.active:
+        return Decision.deny(ReasonCode.CREDENTIAL_REVOKED, stored.user_id)
+    return decide_for_user(stored.user_id, gate_id, snapshot, now, tz)
+
+
+def decide_for_user(user_id: str, gate_id: str, snapshot: AccessSnapshot,
+                    now: datetime, tz: tzinfo) -> Decision:
+    """Whether an identified user may pass `gate_id` now: active, in a group for the gate, in schedule."""
+    user = snapshot.users.get(user_id)
+    if user is None or not user.active:
+        return Decision.deny(ReasonCode.USER_INACTIVE, user_id)
+    groups = [snapshot.groups[g] for g in user.groups if g in snapshot.groups]
+    for_gate = [g for g in groups if gate_id in g.gate_ids]
+    if not for_gate:
+        return Decision.deny(ReasonCode.NOT_PERMITTED_AT_GATE, user_id)
+    if any(g.schedule is None or g.schedule.allows(now, tz) for g in for_gate):
+        return Decision(True, ReasonCode.GRANTED, user_id)
+    return Decision.deny(ReasonCode.OUTSIDE_SCHEDULE, user_id)

@@ -1,0 +1,183 @@
+"""The auth worker service: subscribe to access requests, decide, answer, record."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+from collections import OrderedDict
+from zoneinfo import ZoneInfo
+
+from auth_worker.decide import Decision, decide
+from auth_worker.refresh import SnapshotRefresher
+from auth_worker.snapshot import AccessSnapshot
+from config.settings import Settings
+from messaging import IncomingMessage, MqttClient, NotConnected
+from schemas import topics
+from schemas.access import AccessRequest, AccessResponse
+from schemas.base import new_id, utc_now
+from schemas.codec import decode
+from schemas.codes import CredentialType, EventCode, ReasonCode
+from schemas.documents import AccessEventRecord
+from schemas.errors import InvalidPayload, PayloadTooLarge, TopicError
+from schemas.events import AccessEvent, AlertEvent
+from store.event_writer import EventWriter
+from store.keyed_hash import KeyedHasher
+from store.repository import Store
+
+log = logging.getLogger(__name__)
+
+_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+_ALERT_EVERY_S = 10.0
+
+
+class AuthWorker:
+    """One auth worker; any number can run side by side (shared subscription on MQTT 5 brokers)."""
+
+    def __init__(self, settings: Settings, store: Store, hasher: KeyedHasher,
+                 client_id: str | None = None) -> None:
+        self._settings = settings
+        self._store = store
+        self._hasher = hasher
+        self._tz = ZoneInfo(settings.auth.timezone)
+        self.snapshot = AccessSnapshot()
+        self.client_id = client_id or f"auth-{new_id()[:8]}"
+        self.mqtt = MqttClient(settings.mqtt, self.client_id, max_in_flight=settings.auth.max_in_flight)
+        self.events = EventWriter(store, settings.store.event_batch_size, settings.store.event_flush_ms)
+        self.refresher = SnapshotRefresher(store, self._set_snapshot, settings.store.cache_poll_s)
+        self._answered: OrderedDict[tuple[str, str], AccessResponse] = OrderedDict()
+        self._last_alert: dict[str, float] = {}
+        self.decisions = 0
+        self.ready = asyncio.Event()
+
+    def _set_snapshot(self, snapshot: AccessSnapshot) -> None:
+        self.snapshot = snapshot
+
+    async def run(self) -> None:
+        """Load the snapshot, then serve until cancelled or `stop()`."""
+        await self.refresher.reload()
+        request_filter = topics.ACCESS_REQUEST_FILTER
+        if self._settings.mqtt.shared_subscriptions:
+            request_filter = topics.shared(request_filter)
+        self.mqtt.subscribe(request_filter, self.handle_request)
+        tasks = [asyncio.create_task(self.refresher.run(), name="snapshot-refresh"),
+                 asyncio.create_task(self.events.run(), name="event-writer")]
+        self.ready.set()
+        try:
+            await self.mqtt.run()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self.events.close()
+
+    def stop(self) -> None:
+        self.mqtt.stop()
+
+    async def handle_request(self, msg: IncomingMessage) -> None:
+        """Answer one `access/request/{gate_id}` message; never raises on bad input."""
+        started = time.perf_counter()
+        try:
+            gate_id = topics.gate_of_access_request(msg.topic)
+        except TopicError as exc:
+            log.warning("dropped request on bad topic: %s", exc)
+            return
+        try:
+            request = decode(AccessRequest, msg.payload, topics.MAX_ACCESS_REQUEST_BYTES)
+        except PayloadTooLarge as exc:
+            log.warning("gate=%s dropped request: %s", gate_id, exc)
+            await self._alert(gate_id, f"oversize access request dropped ({exc.size} bytes)")
+            return
+        except InvalidPayload as exc:
+            await self._answer_malformed(gate_id, msg.payload, exc, started)
+            return
+
+        key = (gate_id, request.request_id)
+        previous = self._answered.get(key)
+        if previous is not None:
+            # A retry: same answer again, recorded once.
+            log.info("gate=%s request=%s retry answered from cache", gate_id, request.request_id)
+            await self._publish_response(previous)
+            return
+
+        decision = decide(request, gate_id, self.snapshot, self._hasher, utc_now(), self._tz,
+                          self._settings.auth.max_request_age_s, self._settings.auth.max_clock_skew_s)
+        await self._respond(gate_id, request.request_id, request.credential.type, decision, started)
+
+    async def _answer_malformed(self, gate_id: str, payload: bytes, exc: InvalidPayload,
+                                started: float) -> None:
+        request_id = _salvage_request_id(payload)
+        log.warning("gate=%s request=%s malformed: %s", gate_id, request_id or "?", exc)
+        if request_id is None:
+            await self._alert(gate_id, f"unreadable access request: {exc}")
+            return
+        await self._respond(gate_id, request_id, None, Decision.deny(ReasonCode.MALFORMED_REQUEST), started)
+
+    async def _respond(self, gate_id: str, request_id: str, credential_type: CredentialType | None,
+                       decision: Decision, started: float) -> None:
+        latency_ms = (time.perf_counter() - started) * 1000
+        response = AccessResponse(request_id=request_id, gate_id=gate_id, granted=decision.granted,
+                                  reason=decision.reason, subject_id=decision.subject_id,
+                                  latency_ms=latency_ms)
+        self._remember(gate_id, request_id, response)
+        await self._publish_response(response)
+        self.decisions += 1
+        log.info("gate=%s request=%s %s %s subject=%s", gate_id, request_id,
+                 "GRANTED" if decision.granted else "DENIED", decision.reason.value,
+                 decision.subject_id or "-")
+        event_code = EventCode.ACCESS_GRANTED if decision.granted else EventCode.ACCESS_DENIED
+        self.events.add(AccessEventRecord(
+            id=response.msg_id, ts=response.ts, request_id=request_id, gate_id=gate_id,
+            credential_type=credential_type, granted=decision.granted, reason=decision.reason,
+            subject_id=decision.subject_id, latency_ms=latency_ms))
+        event = AccessEvent(msg_id=response.msg_id, ts=response.ts, code=event_code,
+                            request_id=request_id, gate_id=gate_id, credential_type=credential_type,
+                            granted=decision.granted, reason=decision.reason,
+                            subject_id=decision.subject_id, latency_ms=latency_ms)
+        try:
+            await self.mqtt.publish(topics.access_event(gate_id), event)
+        except NotConnected as exc:
+            log.warning("gate=%s request=%s event not published: %s", gate_id, request_id, exc)
+
+    async def _publish_response(self, response: AccessResponse) -> None:
+        try:
+            await self.mqtt.publish(topics.access_response(response.gate_id), response)
+        except NotConnected as exc:
+            # The gate times out and keeps the door shut; its retry gets the cached answer.
+            log.warning("gate=%s request=%s response not delivered: %s", response.gate_id,
+                        response.request_id, exc)
+
+    def _remember(self, gate_id: str, request_id: str, response: AccessResponse) -> None:
+        limit = self._settings.auth.dedup_window
+        if limit == 0:
+            return
+        self._answered[(gate_id, request_id)] = response
+        while len(self._answered) > limit:
+            self._answered.popitem(last=False)
+
+    async def _alert(self, gate_id: str, detail: str) -> None:
+        # One alert per gate per interval: a gate spewing garbage must not flood operators.
+        now = time.monotonic()
+        if now - self._last_alert.get(gate_id, -_ALERT_EVERY_S) < _ALERT_EVERY_S:
+            return
+        self._last_alert[gate_id] = now
+        alert = AlertEvent(code=EventCode.MALFORMED_MESSAGE, gate_id=gate_id, detail=detail[:1000])
+        try:
+            await self.mqtt.publish(topics.alert_event("malformed_request"), alert)
+        except NotConnected:
+            pass
+
+
+def _salvage_request_id(payload: bytes) -> str | None:
+    """The request id of a request that failed validation, if one can be read safely."""
+    try:
+        data = json.loads(payload)
+    except (ValueError, RecursionError):
+        return None
+    if isinstance(data, dict):
+        rid = data.get("request_id")
+        if isinstance(rid, str) and _ID.match(rid):
+            return rid
+    return None

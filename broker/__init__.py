@@ -1,0 +1,1 @@
+"""Brokers: the embedded amqtt broker for one machine; Mosquitto config and process for sites."""

@@ -1,0 +1,129 @@
+"""Settings for every Passage process, from defaults, a TOML file and `PASSAGE_*` environment."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+CONFIG_ENV = "PASSAGE_CONFIG"
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MqttSettings(Section):
+    """How every process reaches the broker."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=1883, ge=0, le=65535)
+    username: str | None = None
+    password: SecretStr | None = None
+    tls: bool = False
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    keepalive_s: int = Field(default=15, ge=5, le=3600)
+    # MQTT 5 is needed for shared subscriptions; amqtt speaks only 3.1.1.
+    protocol: Literal["3.1.1", "5"] = "3.1.1"
+    shared_subscriptions: bool = False
+    reconnect_min_s: float = Field(default=0.2, gt=0)
+    reconnect_max_s: float = Field(default=10.0, gt=0)
+
+
+class BrokerSettings(Section):
+    """The embedded broker that `passage up` / `passage broker` runs."""
+
+    embedded: bool = True
+    bind_host: str = "127.0.0.1"
+    port: int = Field(default=1883, ge=0, le=65535)
+
+
+class StoreSettings(Section):
+    database: str = "passage"
+    # The embedded store is a SecantusDB server run as a child process.
+    embedded_port: int = Field(default=0, ge=0, le=65535)
+    event_batch_size: int = Field(default=500, ge=1)
+    event_flush_ms: int = Field(default=200, ge=1)
+    cache_poll_s: float = Field(default=30.0, gt=0)
+
+
+class AuthSettings(Section):
+    """auth_worker policy."""
+
+    timezone: str = "UTC"
+    max_request_age_s: float = Field(default=60.0, gt=0)
+    max_clock_skew_s: float = Field(default=30.0, ge=0)
+    dedup_window: int = Field(default=10_000, ge=0)
+    max_in_flight: int = Field(default=512, ge=1)
+
+
+class GateSettings(Section):
+    """The edge agent on one gate."""
+
+    gate_id: str = "gate-1"
+    request_timeout_s: float = Field(default=1.5, gt=0)
+    door_open_s: float = Field(default=3.0, gt=0)
+    relay_pin: int | None = None
+
+
+class Settings(BaseSettings):
+    """Everything configurable, with defaults that run on one machine."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PASSAGE_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    data_dir: Path = Path(".passage")
+    # Production store; unset means the embedded store.
+    mongo_uri: SecretStr | None = None
+    # Key for card/PIN hashes. Unset: generated once into data_dir/keys.
+    hash_key: SecretStr | None = None
+    log_level: str = "INFO"
+    mqtt: MqttSettings = MqttSettings()
+    broker: BrokerSettings = BrokerSettings()
+    store: StoreSettings = StoreSettings()
+    auth: AuthSettings = AuthSettings()
+    gate: GateSettings = GateSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = _config_path()
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+
+def _config_path() -> Path | None:
+    explicit = os.environ.get(CONFIG_ENV)
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise FileNotFoundError(f"{CONFIG_ENV}={explicit} is not a file")
+        return path
+    local = Path("passage.toml")
+    return local if local.is_file() else None
+
+
+def load_settings(config_file: Path | None = None, **overrides: object) -> Settings:
+    """Settings from `config_file` (or $PASSAGE_CONFIG, or ./passage.toml), env and overrides."""
+    if config_file is not None:
+        os.environ[CONFIG_ENV] = str(config_file)
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,1 @@
+"""Gate runtime: credential input, door relay, status with last will, fail-closed decisions."""

@@ -1,0 +1,40 @@
+"""The envelope every message shares and the strict model base."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+SCHEMA_VERSION = 1
+
+# Ids travel in topics and logs: keep them to a safe alphabet so no id can smuggle
+# a topic separator, an MQTT wildcard or a control character.
+Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
+ShortText = Annotated[str, StringConstraints(max_length=200)]
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware in UTC."""
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    """A fresh unique id (32 hex digits)."""
+    return uuid.uuid4().hex
+
+
+class StrictModel(BaseModel):
+    """Base of every Passage model: unknown fields are an error, not ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Message(StrictModel):
+    """Fields every message on the bus carries."""
+
+    v: Literal[1] = SCHEMA_VERSION
+    ts: AwareDatetime = Field(default_factory=utc_now)
+    msg_id: Identifier = Field(default_factory=new_id)

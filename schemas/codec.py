@@ -1,0 +1,29 @@
+"""Encode models to payloads and decode payloads to models, with typed errors."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from schemas.errors import InvalidPayload, PayloadTooLarge
+from schemas.topics import MAX_DEFAULT_BYTES
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def encode(message: BaseModel) -> bytes:
+    """A model as compact JSON bytes."""
+    return message.model_dump_json(exclude_none=True).encode()
+
+
+def decode(model: type[M], payload: bytes, limit: int = MAX_DEFAULT_BYTES) -> M:
+    """Parse `payload` as `model`; raises PayloadTooLarge or InvalidPayload."""
+    if len(payload) > limit:
+        raise PayloadTooLarge(len(payload), limit)
+    try:
+        return model.model_validate_json(payload)
+    except ValidationError as exc:
+        # Only locations and messages: the input values may hold card ids or PINs.
+        errors = [f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()]
+        raise InvalidPayload(model.__name__, errors) from None

@@ -1,0 +1,45 @@
+"""Reason codes for access decisions and event codes for the audit stream."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ReasonCode(StrEnum):
+    """Why an access request was granted or denied."""
+
+    GRANTED = "GRANTED"
+    UNKNOWN_CREDENTIAL = "UNKNOWN_CREDENTIAL"
+    CREDENTIAL_REVOKED = "CREDENTIAL_REVOKED"
+    USER_INACTIVE = "USER_INACTIVE"
+    NOT_PERMITTED_AT_GATE = "NOT_PERMITTED_AT_GATE"
+    OUTSIDE_SCHEDULE = "OUTSIDE_SCHEDULE"
+    UNKNOWN_GATE = "UNKNOWN_GATE"
+    GATE_MISMATCH = "GATE_MISMATCH"
+    STALE_REQUEST = "STALE_REQUEST"
+    MALFORMED_REQUEST = "MALFORMED_REQUEST"
+    UNSUPPORTED_CREDENTIAL = "UNSUPPORTED_CREDENTIAL"
+    # Decided at the gate, never sent by a worker: no answer in time, door stays shut.
+    TIMEOUT = "TIMEOUT"
+    INTERNAL_ERROR = "INTERNAL_ERROR"
+
+
+class EventCode(StrEnum):
+    """Codes of records on the `events/...` audit stream."""
+
+    ACCESS_GRANTED = "ACCESS_GRANTED"
+    ACCESS_DENIED = "ACCESS_DENIED"
+    GATE_ONLINE = "GATE_ONLINE"
+    GATE_OFFLINE = "GATE_OFFLINE"
+    MALFORMED_MESSAGE = "MALFORMED_MESSAGE"
+    USER_DUPLICATE_CREDENTIAL = "USER_DUPLICATE_CREDENTIAL"
+
+
+class CredentialType(StrEnum):
+    """Kinds of credential a gate can present or a user can hold."""
+
+    CARD = "card"
+    QR = "qr"
+    FACE = "face"
+    PIN = "pin"
+    FINGER = "finger"

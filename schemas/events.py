@@ -1,0 +1,41 @@
+"""Records on the `events/{kind}/...` audit stream."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, StringConstraints
+
+from schemas.base import Identifier, Message
+from schemas.codes import CredentialType, EventCode, ReasonCode
+from schemas.gate import GateState
+
+
+class AccessEvent(Message):
+    """One access decision, as operators see it (never the credential itself)."""
+
+    code: EventCode
+    request_id: Identifier
+    gate_id: Identifier
+    credential_type: CredentialType | None
+    granted: bool
+    reason: ReasonCode
+    subject_id: Identifier | None = None
+    latency_ms: float = Field(ge=0.0)
+    offline: bool = False
+
+
+class DeviceEvent(Message):
+    """A gate came online or went offline."""
+
+    code: EventCode
+    gate_id: Identifier
+    state: GateState
+
+
+class AlertEvent(Message):
+    """Something an operator should look at."""
+
+    code: EventCode
+    gate_id: Identifier | None = None
+    detail: Annotated[str, StringConstraints(max_length=1000)]

@@ -1,0 +1,50 @@
+"""Keyed HMAC-SHA256 of card ids and PINs: what the store keeps instead of the secret."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from pathlib import Path
+
+from schemas.codes import CredentialType
+
+_KEY_BYTES = 32
+
+
+class KeyedHasher:
+    """Hashes secrets under a site key; the same input gives the same lookup key."""
+
+    def __init__(self, key: bytes, key_id: str = "k1") -> None:
+        if len(key) < 16:
+            raise ValueError("hash key must be at least 16 bytes")
+        self._key = key
+        self.key_id = key_id
+
+    def lookup_key(self, kind: CredentialType, secret: str) -> str:
+        """Hex HMAC of `secret`, domain-separated by credential kind."""
+        msg = f"{kind.value}\x00{secret}".encode()
+        return hmac.new(self._key, msg, hashlib.sha256).hexdigest()
+
+    def __repr__(self) -> str:
+        return f"KeyedHasher(key_id={self.key_id!r})"
+
+    @classmethod
+    def from_secret(cls, secret: str) -> KeyedHasher:
+        """From a configured secret: hex of at least 16 bytes, or any text of 16+ characters."""
+        try:
+            key = bytes.fromhex(secret)
+        except ValueError:
+            key = secret.encode()
+        return cls(key)
+
+    @classmethod
+    def from_key_file(cls, path: Path) -> KeyedHasher:
+        """Load the key at `path`, creating it (mode 0600) on first use."""
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_hex(_KEY_BYTES))
+        return cls.from_secret(path.read_text().strip())

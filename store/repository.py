@@ -1,0 +1,136 @@
+"""Repositories: the only code that knows collection names, indexes and document shapes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from typing import Any
+
+import pymongo
+from pymongo.database import Database
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
+
+from schemas.codes import CredentialType
+from schemas.documents import AccessEventRecord, AccessGroup, Gate, StoredCredential, User
+from store.errors import DuplicateCredential, StoreError
+
+log = logging.getLogger(__name__)
+
+Doc = dict[str, Any]
+
+# Collections whose changes alter access decisions (auth_worker reloads on them).
+DECISION_COLLECTIONS = ("users", "credentials", "gates", "access_groups")
+
+
+class Store:
+    """Typed access to Passage's collections in one database."""
+
+    def __init__(self, db: Database[Doc]) -> None:
+        self.db = db
+        self.users = db["users"]
+        self.credentials = db["credentials"]
+        self.gates = db["gates"]
+        self.access_groups = db["access_groups"]
+        self.access_events = db["access_events"]
+        self.audit = db["audit"]
+
+    def ensure_indexes(self) -> None:
+        """Create the indexes the data model relies on (idempotent)."""
+        self.credentials.create_index(
+            [("kind", pymongo.ASCENDING), ("lookup_key", pymongo.ASCENDING)],
+            unique=True, name="credential_lookup_unique")
+        self.credentials.create_index([("user_id", pymongo.ASCENDING)], name="credential_owner")
+        self.users.create_index([("building", pymongo.ASCENDING), ("unit", pymongo.ASCENDING)],
+                                name="user_unit")
+        self.access_events.create_index([("ts", pymongo.DESCENDING)], name="event_time")
+        self.access_events.create_index([("gate_id", pymongo.ASCENDING), ("ts", pymongo.DESCENDING)],
+                                        name="event_gate_time")
+        self.access_events.create_index([("subject_id", pymongo.ASCENDING), ("ts", pymongo.DESCENDING)],
+                                        name="event_subject_time")
+
+    # users -------------------------------------------------------------------------------
+    def put_user(self, user: User) -> None:
+        self.users.replace_one({"_id": user.id}, user.to_mongo(), upsert=True)
+
+    def get_user(self, user_id: str) -> User | None:
+        doc = self.users.find_one({"_id": user_id})
+        return None if doc is None else User.from_mongo(doc)
+
+    def set_user_active(self, user_id: str, active: bool) -> bool:
+        return self.users.update_one({"_id": user_id}, {"$set": {"active": active}}).matched_count == 1
+
+    def iter_users(self) -> Iterator[User]:
+        for doc in self.users.find():
+            yield User.from_mongo(doc)
+
+    # credentials -------------------------------------------------------------------------
+    def add_credential(self, cred: StoredCredential) -> None:
+        """Store a credential; raises DuplicateCredential if its lookup key is taken."""
+        try:
+            self.credentials.insert_one(cred.to_mongo())
+        except DuplicateKeyError:
+            owner = self.credentials.find_one({"kind": cred.kind.value, "lookup_key": cred.lookup_key},
+                                              {"user_id": 1})
+            raise DuplicateCredential(cred.kind.value, owner["user_id"] if owner else "?") from None
+
+    def find_credential(self, kind: CredentialType, lookup_key: str) -> StoredCredential | None:
+        doc = self.credentials.find_one({"kind": kind.value, "lookup_key": lookup_key})
+        return None if doc is None else StoredCredential.from_mongo(doc)
+
+    def set_credential_active(self, credential_id: str, active: bool) -> bool:
+        res = self.credentials.update_one({"_id": credential_id}, {"$set": {"active": active}})
+        return res.matched_count == 1
+
+    def iter_credentials(self, kinds: Iterable[CredentialType] | None = None) -> Iterator[StoredCredential]:
+        query: Doc = {} if kinds is None else {"kind": {"$in": [k.value for k in kinds]}}
+        for doc in self.credentials.find(query):
+            yield StoredCredential.from_mongo(doc)
+
+    # gates and access groups -------------------------------------------------------------
+    def put_gate(self, gate: Gate) -> None:
+        self.gates.replace_one({"_id": gate.id}, gate.to_mongo(), upsert=True)
+
+    def iter_gates(self) -> Iterator[Gate]:
+        for doc in self.gates.find():
+            yield Gate.from_mongo(doc)
+
+    def put_access_group(self, group: AccessGroup) -> None:
+        self.access_groups.replace_one({"_id": group.id}, group.to_mongo(), upsert=True)
+
+    def iter_access_groups(self) -> Iterator[AccessGroup]:
+        for doc in self.access_groups.find():
+            yield AccessGroup.from_mongo(doc)
+
+    # access events (append-only) ---------------------------------------------------------
+    def append_access_events(self, events: list[AccessEventRecord]) -> int:
+        """Insert events; ones already stored (same event id) are skipped. Returns how many were new."""
+        if not events:
+            return 0
+        try:
+            res = self.access_events.insert_many([e.to_mongo() for e in events], ordered=False)
+            return len(res.inserted_ids)
+        except BulkWriteError as exc:
+            details = exc.details
+            others = [e for e in details.get("writeErrors", []) if e.get("code") != 11000]
+            if others:
+                raise StoreError(f"{len(others)} access events not stored: {others[0].get('errmsg')}") from exc
+            return int(details.get("nInserted", 0))
+
+    def access_events_for_gate(self, gate_id: str, since: datetime | None = None,
+                               limit: int = 1000) -> list[AccessEventRecord]:
+        query: Doc = {"gate_id": gate_id}
+        if since is not None:
+            query["ts"] = {"$gte": since}
+        cursor = self.access_events.find(query).sort("ts", pymongo.DESCENDING).limit(limit)
+        return [AccessEventRecord.from_mongo(d) for d in cursor]
+
+    def count_access_events(self, query: Doc | None = None) -> int:
+        return self.access_events.count_documents(query or {})
+
+    def ping(self) -> None:
+        """Raise StoreError if the server does not answer."""
+        try:
+            self.db.client.admin.command("ping")
+        except PyMongoError as exc:
+            raise StoreError(f"store unreachable: {exc}") from exc
