@@ -29,7 +29,7 @@ from store.repository import Store
 
 log = logging.getLogger(__name__)
 
-_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 _ALERT_EVERY_S = 10.0
 
 
@@ -178,6 +178,6 @@ def _salvage_request_id(payload: bytes) -> str | None:
         return None
     if isinstance(data, dict):
         rid = data.get("request_id")
-        if isinstance(rid, str) and _ID.match(rid):
+        if isinstance(rid, str) and _ID.fullmatch(rid):
             return rid
     return None

@@ -128,3 +128,7 @@ def _run(coro: Coroutine[Any, Any, T]) -> T | None:
     with contextlib.suppress(KeyboardInterrupt):
         return asyncio.run(coro)
     return None
+
+
+if __name__ == "__main__":
+    main()

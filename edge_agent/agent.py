@@ -48,7 +48,7 @@ class GateAgent:
         )
         self.mqtt.subscribe(topics.access_response(self.gate_id), self._on_response)
         self._pending: dict[str, asyncio.Future[AccessResponse]] = {}
-        self._door: asyncio.Task[None] | None = None
+        self._relock: asyncio.TimerHandle | None = None
 
     async def _announce_online(self, client: MqttClient) -> None:
         status = GateStatus(gate_id=self.gate_id, state=GateState.ONLINE)
@@ -59,7 +59,8 @@ class GateAgent:
         await self.mqtt.run()
 
     async def stop(self) -> None:
-        """Say goodbye (retained offline) and disconnect."""
+        """Lock the door, say goodbye (retained offline) and disconnect."""
+        self._lock_door()
         if self.mqtt.is_connected:
             offline = GateStatus(gate_id=self.gate_id, state=GateState.OFFLINE)
             try:
@@ -97,9 +98,17 @@ class GateAgent:
         return await self.present(CardCredential(acc_id=acc_id))
 
     def _open_door(self) -> None:
-        if self._door is not None and not self._door.done():
-            self._door.cancel()
-        self._door = asyncio.create_task(self.relay.unlock_for(self._settings.gate.door_open_s))
+        # A second grant while open extends the time; the door always relocks on its own.
+        if self._relock is not None:
+            self._relock.cancel()
+        self.relay.unlock()
+        self._relock = asyncio.get_running_loop().call_later(self._settings.gate.door_open_s, self._lock_door)
+
+    def _lock_door(self) -> None:
+        if self._relock is not None:
+            self._relock.cancel()
+            self._relock = None
+        self.relay.lock()
 
     async def _on_response(self, msg: IncomingMessage) -> None:
         try:

@@ -1,8 +1,10 @@
-"""Door relays: a GPIO output on a Raspberry Pi (gpiozero), or a log line elsewhere."""
+"""Door relays: a GPIO output on a Raspberry Pi (gpiozero), or a log line elsewhere.
+
+Locked is the resting state; the agent unlocks and schedules the lock again.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Protocol
 
@@ -10,9 +12,13 @@ log = logging.getLogger(__name__)
 
 
 class DoorRelay(Protocol):
-    """Something that can unlock the door for a while. Locked is its resting state."""
+    """Something that can unlock and lock a door."""
 
-    async def unlock_for(self, seconds: float) -> None: ...
+    unlock_count: int
+
+    def unlock(self) -> None: ...
+
+    def lock(self) -> None: ...
 
     @property
     def unlocked(self) -> bool: ...
@@ -30,15 +36,15 @@ class LogRelay:
     def unlocked(self) -> bool:
         return self._unlocked
 
-    async def unlock_for(self, seconds: float) -> None:
+    def unlock(self) -> None:
         self._unlocked = True
         self.unlock_count += 1
-        log.info("gate=%s door UNLOCKED for %.1fs", self._gate_id, seconds)
-        try:
-            await asyncio.sleep(seconds)
-        finally:
-            self._unlocked = False
+        log.info("gate=%s door UNLOCKED", self._gate_id)
+
+    def lock(self) -> None:
+        if self._unlocked:
             log.info("gate=%s door LOCKED", self._gate_id)
+        self._unlocked = False
 
 
 class GpioRelay:
@@ -55,21 +61,19 @@ class GpioRelay:
     def unlocked(self) -> bool:
         return bool(self._device.value)
 
-    async def unlock_for(self, seconds: float) -> None:
+    def unlock(self) -> None:
         self._device.on()
         self.unlock_count += 1
-        try:
-            await asyncio.sleep(seconds)
-        finally:
-            # Even when cancelled mid-open, the door locks again.
-            self._device.off()
+
+    def lock(self) -> None:
+        self._device.off()
 
 
 def make_relay(gate_id: str, pin: int | None) -> DoorRelay:
-    """A GPIO relay when a pin is configured and gpiozero is importable, else the log relay."""
+    """A GPIO relay when a pin is configured and gpiozero works here, else the log relay."""
     if pin is not None:
         try:
             return GpioRelay(gate_id, pin)
-        except (ImportError, Exception) as exc:  # noqa: BLE001 - no GPIO on this machine
+        except Exception as exc:  # noqa: BLE001 - no gpiozero, or no GPIO on this machine
             log.warning("gate=%s GPIO relay on pin %s unavailable (%s); using log relay", gate_id, pin, exc)
     return LogRelay(gate_id)

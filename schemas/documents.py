@@ -6,12 +6,20 @@ from datetime import datetime, tzinfo
 from enum import StrEnum
 from typing import Annotated, Any, Self
 
-from pydantic import AwareDatetime, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, AwareDatetime, ConfigDict, Field, StringConstraints, model_validator
 
 from schemas.base import Identifier, ShortText, StrictModel, utc_now
 from schemas.codes import CredentialType, ReasonCode
 
 KeyHash = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+
+
+def _to_millis(value: datetime) -> datetime:
+    return value.replace(microsecond=value.microsecond - value.microsecond % 1000)
+
+
+# BSON dates keep milliseconds: truncate on the way in so a stored document reads back equal.
+BsonDatetime = Annotated[AwareDatetime, AfterValidator(_to_millis)]
 
 
 class UserKind(StrEnum):
@@ -23,6 +31,7 @@ class UserKind(StrEnum):
 class Document(StrictModel):
     """A stored document; converts to and from MongoDB's `_id` convention."""
 
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
     id: Identifier
 
     def to_mongo(self) -> dict[str, Any]:
@@ -45,7 +54,7 @@ class User(Document):
     phone: ShortText | None = None
     groups: list[Identifier] = []
     active: bool = True
-    created_at: datetime = Field(default_factory=utc_now)
+    created_at: BsonDatetime = Field(default_factory=utc_now)
 
 
 class StoredCredential(Document):
@@ -56,7 +65,7 @@ class StoredCredential(Document):
     lookup_key: KeyHash
     key_id: Identifier = "k1"
     active: bool = True
-    created_at: datetime = Field(default_factory=utc_now)
+    created_at: BsonDatetime = Field(default_factory=utc_now)
 
 
 class Gate(Document):
@@ -106,7 +115,7 @@ class AccessGroup(Document):
 class AccessEventRecord(Document):
     """Append-only record of one decision (`id` is the event id: stored exactly once)."""
 
-    ts: AwareDatetime
+    ts: BsonDatetime
     request_id: Identifier
     gate_id: Identifier
     credential_type: CredentialType | None

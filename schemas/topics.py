@@ -6,7 +6,7 @@ import re
 
 from schemas.errors import TopicError
 
-_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
 ACCESS_REQUEST_FILTER = "access/request/+"
 SHARED_GROUP = "auth"
@@ -21,7 +21,7 @@ MAX_GATE_LOG_BYTES = 1024 * 1024
 
 
 def _checked(gate_id: str) -> str:
-    if not _ID.match(gate_id):
+    if not _ID.fullmatch(gate_id):
         raise TopicError(f"not a valid id: {gate_id[:80]!r}")
     return gate_id
 
