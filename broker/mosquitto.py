@@ -60,8 +60,11 @@ class MosquittoProcess:
         self._exe = exe
         self.host = "127.0.0.1"
         self.port = port or free_port()
-        self._tmp = tempfile.TemporaryDirectory(prefix="passage-mosquitto-") if workdir is None else None
-        self.workdir = Path(self._tmp.name) if self._tmp else workdir  # type: ignore[assignment]
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        if workdir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="passage-mosquitto-")
+            workdir = Path(self._tmp.name)
+        self.workdir = workdir
         self.config_path = self.workdir / "mosquitto.conf"
         self.config_path.write_text(render_config(self.port, self.host, self.workdir / "data",
                                                    allow_anonymous=allow_anonymous))

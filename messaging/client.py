@@ -16,9 +16,9 @@ import socket
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import aiomqtt
-from paho.mqtt.enums import MQTTProtocolVersion
 from pydantic import BaseModel
 
 from config.settings import MqttSettings
@@ -217,7 +217,7 @@ class MqttClient:
             tls_context = ssl.create_default_context(cafile=str(s.ca_file) if s.ca_file else None)
             if s.cert_file is not None:
                 tls_context.load_cert_chain(str(s.cert_file), str(s.key_file) if s.key_file else None)
-        protocol = MQTTProtocolVersion.MQTTv5 if s.protocol == "5" else MQTTProtocolVersion.MQTTv311
+        protocol = aiomqtt.ProtocolVersion.V5 if s.protocol == "5" else aiomqtt.ProtocolVersion.V311
         return aiomqtt.Client(
             s.host,
             s.port,
@@ -242,6 +242,6 @@ async def _sleep_or_stop(stopping: asyncio.Event, seconds: float) -> None:
         pass
 
 
-def _log_failure(task: asyncio.Future[object]) -> None:
+def _log_failure(task: asyncio.Future[Any]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.warning("late subscribe failed: %s", task.exception())

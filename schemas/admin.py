@@ -6,8 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import Base64Bytes, Field, StringConstraints
 
-from schemas.base import Identifier, Message, ShortText, StrictModel
 from schemas.access import MAX_FACE_JPEG_BYTES, CardId
+from schemas.base import Identifier, Message, ShortText, StrictModel
 from schemas.codes import EventCode
 from schemas.documents import UserKind, WeeklySchedule
 

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 
 # Ids travel in topics and logs: keep them to a safe alphabet so no id can smuggle
 # a topic separator, an MQTT wildcard or a control character.

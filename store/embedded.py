@@ -32,7 +32,8 @@ class EmbeddedMongoServer:
         self.host = host
         self.port = port or free_port(host)
         self._proc: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] = tempfile.TemporaryFile()
+        # The server's own log: a pipe nobody reads would stall it.
+        self._log: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the server
 
     @property
     def uri(self) -> str:
@@ -43,10 +44,10 @@ class EmbeddedMongoServer:
         storage = ":memory:" if self.data_dir is None else str(self.data_dir)
         if self.data_dir is not None:
             self.data_dir.mkdir(parents=True, exist_ok=True)
-        cmd = _server_command() + ["--host", self.host, "--port", str(self.port),
-                                   "--storage-path", storage, "--log-level", "WARNING"]
-        # The server's own log goes to a file: a pipe nobody reads would stall it.
+        cmd = [*_server_command(), "--host", self.host, "--port", str(self.port),
+               "--storage-path", storage, "--log-level", "WARNING"]
         if self.data_dir is not None:
+            self._log.close()
             self._log = open(self.data_dir / "server.log", "w+b")  # noqa: SIM115
         self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._log,
                                       stderr=subprocess.STDOUT)

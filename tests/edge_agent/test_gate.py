@@ -14,7 +14,6 @@ from edge_agent.relay import LogRelay
 from messaging import IncomingMessage, MqttClient
 from schemas import topics
 from schemas.access import AccessResponse
-from schemas.codec import decode
 from schemas.codes import ReasonCode
 from schemas.gate import GateState, GateStatus
 from tests.conftest import BrokerInfo, eventually, make_settings

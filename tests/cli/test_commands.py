@@ -1,0 +1,114 @@
+"""The `passage` command as a user runs it: real processes, real broker, real store."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cli.demo_data import DEMO_CARD
+from cli.watch import format_message
+from config.ports import free_port
+from schemas.codes import CredentialType, EventCode, ReasonCode
+from schemas.events import AccessEvent
+from schemas.gate import GateState, GateStatus
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _passage(*args: str, env: dict[str, str], **kw: object) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "cli.main", *args], env=env, cwd=kw.pop("cwd", ROOT),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)  # type: ignore[call-overload]
+
+
+def _env(tmp_path: Path, broker_port: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PASSAGE_")}
+    env.update({"PASSAGE_BROKER__PORT": str(broker_port), "PASSAGE_MQTT__PORT": str(broker_port),
+                "PASSAGE_DATA_DIR": str(tmp_path / "data"), "PASSAGE_GATE__REQUEST_TIMEOUT_S": "3"})
+    return env
+
+
+def _wait_for_line(proc: subprocess.Popen[str], needle: str, timeout: float) -> list[str]:
+    assert proc.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    os.set_blocking(proc.stdout.fileno(), False)
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if line:
+            lines.append(line)
+            if needle in line:
+                return lines
+        elif proc.poll() is not None:
+            break
+        else:
+            time.sleep(0.05)
+    err = proc.stderr.read() if proc.stderr else ""
+    pytest.fail(f"{needle!r} not printed within {timeout}s; stdout={lines!r} stderr tail={err[-1500:]!r}")
+
+
+def test_up_then_gate_card_then_clean_stop(tmp_path: Path) -> None:
+    """The quick start: `passage up` runs everything; `passage gate --card` gets decisions from it."""
+    port = free_port()
+    env = _env(tmp_path, port)
+    up = _passage("up", "--demo-interval", "0.3", env=env, cwd=tmp_path)
+    try:
+        lines = _wait_for_line(up, "GRANTED", timeout=60)
+        assert any("ONLINE" in line for line in lines)
+        _wait_for_line(up, "UNKNOWN_CREDENTIAL", timeout=10)
+
+        ok = subprocess.run([sys.executable, "-m", "cli.main", "gate", "--gate-id", "gate-1", "--card", DEMO_CARD],
+                            env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert ok.returncode == 0, ok.stderr[-1500:]
+        assert ok.stdout.startswith("GRANTED U1001")
+        bad = subprocess.run([sys.executable, "-m", "cli.main", "gate", "--gate-id", "gate-1", "--card", "NOPE-1"],
+                             env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert bad.returncode == 1 and bad.stdout.startswith("DENIED UNKNOWN_CREDENTIAL")
+    finally:
+        up.send_signal(signal.SIGINT)
+        try:
+            up.wait(30)
+        except subprocess.TimeoutExpired:
+            up.kill()
+            up.wait()
+            pytest.fail("passage up did not stop on Ctrl-C")
+    assert up.returncode == 0
+    assert "Passage stopped." in (up.stderr.read() if up.stderr else "")
+    # The embedded store child went with it.
+    leftover = subprocess.run(["pgrep", "-f", str(tmp_path / "data" / "store")], capture_output=True, text=True)
+    assert leftover.stdout.strip() == ""
+
+
+def test_gate_without_broker_fails_closed(tmp_path: Path) -> None:
+    env = _env(tmp_path, free_port())
+    env["PASSAGE_GATE__REQUEST_TIMEOUT_S"] = "0.3"
+    res = subprocess.run([sys.executable, "-m", "cli.main", "gate", "--card", DEMO_CARD], env=env, cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 1
+    assert res.stdout.startswith("DENIED TIMEOUT")
+
+
+def test_broker_prints_mosquitto_config() -> None:
+    res = subprocess.run([sys.executable, "-m", "cli.main", "broker", "--mosquitto-config"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0 and "set_tcp_nodelay true" in res.stdout and "persistence true" in res.stdout
+
+
+def test_watch_lines_are_readable() -> None:
+    granted = AccessEvent(code=EventCode.ACCESS_GRANTED, request_id="r1", gate_id="lobby",
+                          credential_type=CredentialType.CARD, granted=True, reason=ReasonCode.GRANTED,
+                          subject_id="U1001", latency_ms=0.42)
+    line = format_message("events/access/lobby", granted.model_dump_json().encode())
+    assert "lobby" in line and "GRANTED" in line and "U1001" in line and "0.4 ms" in line
+    denied = granted.model_copy(update={"granted": False, "reason": ReasonCode.UNKNOWN_CREDENTIAL,
+                                        "subject_id": None, "code": EventCode.ACCESS_DENIED})
+    assert "DENIED" in format_message("events/access/lobby", denied.model_dump_json().encode())
+    assert "UNKNOWN_CREDENTIAL" in format_message("events/access/lobby", denied.model_dump_json().encode())
+    status = GateStatus(gate_id="lobby", state=GateState.OFFLINE)
+    assert "OFFLINE" in format_message("gates/lobby/status", status.model_dump_json().encode())
+    assert "unreadable" in format_message("events/access/lobby", b"{bad")
