@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 
 from auth_worker.snapshot import AccessSnapshot
+from face_engine.index import Match
 from schemas.access import AccessRequest, CardCredential
 from schemas.codes import CredentialType, ReasonCode
 from store.keyed_hash import KeyedHasher
@@ -16,23 +17,16 @@ class Decision:
     granted: bool
     reason: ReasonCode
     subject_id: str | None = None
+    score: float | None = None  # face similarity, when a face was matched
 
     @classmethod
-    def deny(cls, reason: ReasonCode, subject_id: str | None = None) -> Decision:
-        return cls(False, reason, subject_id)
+    def deny(cls, reason: ReasonCode, subject_id: str | None = None, score: float | None = None) -> Decision:
+        return cls(False, reason, subject_id, score)
 
 
-def decide(
-    request: AccessRequest,
-    topic_gate_id: str,
-    snapshot: AccessSnapshot,
-    hasher: KeyedHasher,
-    now: datetime,
-    tz: tzinfo,
-    max_age_s: float,
-    max_skew_s: float,
-) -> Decision:
-    """Decide one request. Anything not positively allowed is denied."""
+def check_request(request: AccessRequest, topic_gate_id: str, snapshot: AccessSnapshot, now: datetime,
+                  max_age_s: float, max_skew_s: float) -> Decision | None:
+    """A denial if the request itself is unacceptable (whatever the credential), else None."""
     if request.gate_id != topic_gate_id:
         # A gate may only ask for its own door.
         return Decision.deny(ReasonCode.GATE_MISMATCH)
@@ -42,14 +36,22 @@ def decide(
     gate = snapshot.gates.get(request.gate_id)
     if gate is None or not gate.active:
         return Decision.deny(ReasonCode.UNKNOWN_GATE)
-    credential = request.credential
-    if isinstance(credential, CardCredential):
-        return _decide_card(credential, gate.id, snapshot, hasher, now, tz)
+    return None
+
+
+def decide(request: AccessRequest, topic_gate_id: str, snapshot: AccessSnapshot, hasher: KeyedHasher,
+           now: datetime, tz: tzinfo, max_age_s: float, max_skew_s: float) -> Decision:
+    """Decide a request whose credential needs no model (card; others are unsupported here)."""
+    refused = check_request(request, topic_gate_id, snapshot, now, max_age_s, max_skew_s)
+    if refused is not None:
+        return refused
+    if isinstance(request.credential, CardCredential):
+        return decide_card(request.credential, request.gate_id, snapshot, hasher, now, tz)
     return Decision.deny(ReasonCode.UNSUPPORTED_CREDENTIAL)
 
 
-def _decide_card(card: CardCredential, gate_id: str, snapshot: AccessSnapshot,
-                 hasher: KeyedHasher, now: datetime, tz: tzinfo) -> Decision:
+def decide_card(card: CardCredential, gate_id: str, snapshot: AccessSnapshot,
+                hasher: KeyedHasher, now: datetime, tz: tzinfo) -> Decision:
     key = hasher.lookup_key(CredentialType.CARD, card.acc_id)
     stored = snapshot.credentials.get((CredentialType.CARD, key))
     if stored is None:
@@ -57,6 +59,15 @@ def _decide_card(card: CardCredential, gate_id: str, snapshot: AccessSnapshot,
     if not stored.active:
         return Decision.deny(ReasonCode.CREDENTIAL_REVOKED, stored.user_id)
     return decide_for_user(stored.user_id, gate_id, snapshot, now, tz)
+
+
+def decide_face(match: Match | None, threshold: float, gate_id: str, snapshot: AccessSnapshot,
+                now: datetime, tz: tzinfo) -> Decision:
+    """The best 1:N match must reach the site's threshold; then the user rules apply."""
+    if match is None or match.score < threshold:
+        return Decision.deny(ReasonCode.FACE_NOT_MATCHED, score=match.score if match else None)
+    decision = decide_for_user(match.user_id, gate_id, snapshot, now, tz)
+    return Decision(decision.granted, decision.reason, decision.subject_id, match.score)
 
 
 def decide_for_user(user_id: str, gate_id: str, snapshot: AccessSnapshot,

