@@ -10,6 +10,7 @@ import click
 
 from config.settings import Settings
 from edge_agent.agent import GateAgent, GateDecision
+from schemas.access import Credential
 
 
 def describe(decision: GateDecision) -> str:
@@ -34,9 +35,9 @@ async def running_gate(settings: Settings, gate_id: str | None):  # type: ignore
         await asyncio.wait_for(task, 10)
 
 
-async def present_once(settings: Settings, gate_id: str | None, card: str) -> int:
+async def present_once(settings: Settings, gate_id: str | None, credential: Credential) -> int:
     async with running_gate(settings, gate_id) as agent:
-        decision = await agent.present_card(card)
+        decision = await agent.present(credential)
         click.echo(describe(decision))
         return 0 if decision.granted else 1
 

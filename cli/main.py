@@ -103,14 +103,20 @@ def auth(settings: Settings) -> None:
 @main.command()
 @click.option("--gate-id", default=None, help="Gate id (default: gate.gate_id).")
 @click.option("--card", "card", default=None, help="Present this card id once, print the decision, exit.")
+@click.option("--face", "face", default=None, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Present this photo (JPEG/PNG) once, print the decision, exit.")
 @click.pass_obj
-def gate(settings: Settings, gate_id: str | None, card: str | None) -> None:
-    """A simulated gate. With --card: one decision (exit 0 granted, 1 denied); else card ids from stdin."""
+def gate(settings: Settings, gate_id: str | None, card: str | None, face: Path | None) -> None:
+    """A simulated gate. With --card or --face: one decision (exit 0 granted, 1 denied); else card ids
+    from stdin."""
     from cli.gate_cli import present_once, read_cards_from_stdin
+    from schemas.access import CardCredential, FaceCredential
 
-    if card is not None:
-        code = _run(present_once(settings, gate_id, card))
-        sys.exit(code)
+    if card is not None and face is not None:
+        raise click.UsageError("give --card or --face, not both")
+    if card is not None or face is not None:
+        credential = CardCredential(acc_id=card) if card is not None else FaceCredential(jpeg=face.read_bytes())  # type: ignore[union-attr]
+        sys.exit(_run(present_once(settings, gate_id, credential)))
     _run(read_cards_from_stdin(settings, gate_id))
 
 

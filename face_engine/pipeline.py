@@ -86,6 +86,23 @@ class FaceEngine:
             timings_ms={"detect": (t1 - t0) * 1000, "align": (t2 - t1) * 1000, "embed": (t3 - t2) * 1000},
         )
 
+    def embed_all_faces(self, img: npt.NDArray[np.uint8]) -> list[FaceResult]:
+        """Every detected face, largest first, with no size limit (for analysis, never for decisions)."""
+        from insightface.utils import face_align
+
+        with self._lock:
+            bboxes, kpss = self.models.detector.detect(img, max_num=0, metric="default")
+            if bboxes is None:
+                return []
+            order = np.argsort(-(bboxes[:, 2] - bboxes[:, 0]))
+            results = []
+            for i in order:
+                crop = face_align.norm_crop(img, landmark=kpss[i], image_size=112)
+                results.append(FaceResult(embedding=normalise(self.models.recognizer.get_feat(crop)),
+                                          face_px=int(bboxes[i, 2] - bboxes[i, 0]),
+                                          det_score=float(bboxes[i, 4]), faces_found=len(bboxes)))
+        return results
+
     def embed_photo(self, data: bytes) -> FaceResult:
         """Embedding of the largest face in JPEG/PNG bytes (raises a FaceError subclass)."""
         t0 = time.perf_counter()

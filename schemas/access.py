@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Self
 
-from pydantic import Base64Bytes, Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, model_validator
 
 from schemas.base import Identifier, Message, StrictModel
 from schemas.codes import CredentialType, ReasonCode
@@ -39,7 +39,7 @@ class FaceCredential(StrictModel):
     """A face: either a JPEG frame for the server pipeline or an embedding computed on the gate."""
 
     type: Literal[CredentialType.FACE] = CredentialType.FACE
-    jpeg: Annotated[Base64Bytes, Field(max_length=MAX_FACE_JPEG_BYTES)] | None = None
+    jpeg: Annotated[bytes, Field(min_length=1, max_length=MAX_FACE_JPEG_BYTES)] | None = None
     embedding: Annotated[list[float], Field(min_length=EMBEDDING_DIM, max_length=EMBEDDING_DIM)] | None = None
     model_id: Identifier | None = None
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Base64Bytes, Field, StringConstraints
+from pydantic import Field, StringConstraints
 
 from schemas.access import MAX_FACE_JPEG_BYTES, CardId
 from schemas.base import Identifier, Message, ShortText, StrictModel
@@ -64,7 +64,7 @@ class RemoveCard(StrictModel):
 class AddFace(StrictModel):
     action: Literal["add_face"] = "add_face"
     user_id: Identifier
-    photo: Annotated[Base64Bytes, Field(max_length=MAX_FACE_JPEG_BYTES)]
+    photo: Annotated[bytes, Field(min_length=1, max_length=MAX_FACE_JPEG_BYTES)]
 
 
 class DefineGate(StrictModel):

@@ -29,7 +29,8 @@ def new_id() -> str:
 class StrictModel(BaseModel):
     """Base of every Passage model: unknown fields are an error, not ignored."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # bytes fields are raw bytes in Python and base64 strings in JSON.
+    model_config = ConfigDict(extra="forbid", frozen=True, ser_json_bytes="base64", val_json_bytes="base64")
 
 
 class Message(StrictModel):

@@ -31,7 +31,8 @@ class UserKind(StrEnum):
 class Document(StrictModel):
     """A stored document; converts to and from MongoDB's `_id` convention."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, ser_json_bytes="base64",
+                              val_json_bytes="base64")
     id: Identifier
 
     def to_mongo(self) -> dict[str, Any]:

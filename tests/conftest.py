@@ -165,3 +165,12 @@ async def eventually(predicate: object, timeout: float = 5.0, interval: float = 
         if asyncio.get_running_loop().time() > deadline:
             pytest.fail(f"condition not met within {timeout}s")
         await asyncio.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+def face_engine():  # type: ignore[no-untyped-def]
+    """The real face engine on the shipped weights (loaded once per test session)."""
+    from config.settings import FaceSettings
+    from face_engine.pipeline import FaceEngine
+
+    return FaceEngine(FaceSettings())
