@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
@@ -130,9 +131,17 @@ def watch(settings: Settings) -> None:
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T | None:
-    """Run a coroutine; Ctrl-C ends it quietly (its finally blocks clean up)."""
-    with contextlib.suppress(KeyboardInterrupt):
-        return asyncio.run(coro)
+    """Run a coroutine until done, Ctrl-C or SIGTERM; either signal cancels it, so its finally
+    blocks run (buffered access events are flushed, child processes stopped)."""
+
+    async def guarded() -> T:
+        task = asyncio.current_task()
+        assert task is not None
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+        return await coro
+
+    with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
+        return asyncio.run(guarded())
     return None
 
 

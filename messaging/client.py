@@ -118,15 +118,18 @@ class MqttClient:
     ) -> None:
         """Publish a model (as JSON) or raw bytes; raises NotConnected if the broker is away."""
         payload = message if isinstance(message, bytes) else encode(message)
-        try:
-            await asyncio.wait_for(self._connected.wait(), timeout)
-        except TimeoutError:
-            raise NotConnected(f"{self.client_id}: broker unreachable, not published to {topic}") from None
+        if not self._connected.is_set():
+            # Only the slow path pays for a wait_for (each one is a task and a timer on 3.11).
+            try:
+                await asyncio.wait_for(self._connected.wait(), timeout)
+            except TimeoutError:
+                raise NotConnected(f"{self.client_id}: broker unreachable, not published to {topic}") from None
         client = self._client
         if client is None:
             raise NotConnected(f"{self.client_id}: not connected")
         try:
-            await asyncio.wait_for(client.publish(topic, payload, qos=qos, retain=retain), timeout)
+            # aiomqtt bounds its own PUBACK wait with `timeout`.
+            await client.publish(topic, payload, qos=qos, retain=retain, timeout=timeout)
         except (aiomqtt.MqttError, TimeoutError) as exc:
             raise NotConnected(f"{self.client_id}: publish to {topic} failed: {exc}") from exc
 

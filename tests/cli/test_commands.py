@@ -112,3 +112,48 @@ def test_watch_lines_are_readable() -> None:
     status = GateStatus(gate_id="lobby", state=GateState.OFFLINE)
     assert "OFFLINE" in format_message("gates/lobby/status", status.model_dump_json().encode())
     assert "unreadable" in format_message("events/access/lobby", b"{bad")
+
+
+async def test_sigterm_flushes_buffered_access_events(tmp_path: Path, amqtt_broker, embedded_mongo, hasher) -> None:  # type: ignore[no-untyped-def]
+    """A service manager stops workers with SIGTERM: decisions already answered must still be stored."""
+    import asyncio
+    import uuid
+
+    from edge_agent.agent import GateAgent
+    from edge_agent.relay import LogRelay
+    from store.connect import connect
+    from tests.conftest import TEST_HASH_KEY, make_settings
+    from tests.platform_fixture import seed_site
+
+    db = f"passage_test_{uuid.uuid4().hex[:10]}"
+    client, store = connect(embedded_mongo.uri, db)
+    seed_site(store, hasher)
+    env = _env(tmp_path, amqtt_broker.port)
+    env.update({"PASSAGE_MONGO_URI": embedded_mongo.uri, "PASSAGE_STORE__DATABASE": db,
+                "PASSAGE_HASH_KEY": TEST_HASH_KEY, "PASSAGE_FACE__ENABLED": "false",
+                # Nothing is written before shutdown unless the shutdown flush does it.
+                "PASSAGE_STORE__EVENT_FLUSH_MS": "600000"})
+    worker = _passage("auth", env=env)
+    gate = GateAgent(make_settings(tmp_path, amqtt_broker), "lobby", relay=LogRelay("lobby"))
+    task = asyncio.create_task(gate.run())
+    try:
+        await gate.mqtt.wait_connected(10)
+        decision = None
+        for _ in range(100):  # until the worker is up
+            decision = await gate.present_card("CARD-1")
+            if decision.granted:
+                break
+        assert decision is not None and decision.granted
+        await asyncio.sleep(0.2)
+        assert store.count_access_events() == 0  # still buffered in the worker
+        worker.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(worker.wait, 30) == 0
+        assert store.count_access_events({"request_id": decision.request_id}) == 1
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+        await gate.stop()
+        await asyncio.wait_for(task, 10)
+        client.drop_database(db)
+        client.close()
