@@ -162,6 +162,8 @@ class AuthWorker:
         assert face.jpeg is not None  # the schema guarantees one of the two
         loop = asyncio.get_running_loop()
         result = await loop.run_in_executor(self._face_pool, engine.embed_photo, face.jpeg)
+        if result.faces_found > 1:
+            log.info("%d faces in the frame; matched the largest (%d px)", result.faces_found, result.face_px)
         return result.embedding
 
     async def _alert_unknown_face(self, gate_id: str, request_id: str, score: float | None) -> None:

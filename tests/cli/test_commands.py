@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.demo_data import DEMO_CARD
+from cli.demo_data import DEMO_CARD, demo_face_photo
 from cli.watch import format_message
 from config.ports import free_port
 from schemas.codes import CredentialType, EventCode, ReasonCode
@@ -69,6 +69,9 @@ def test_up_then_gate_card_then_clean_stop(tmp_path: Path) -> None:
         bad = subprocess.run([sys.executable, "-m", "cli.main", "gate", "--gate-id", "gate-1", "--card", "NOPE-1"],
                              env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
         assert bad.returncode == 1 and bad.stdout.startswith("DENIED UNKNOWN_CREDENTIAL")
+        face = subprocess.run([sys.executable, "-m", "cli.main", "gate", "--gate-id", "gate-1", "--face",
+                               str(demo_face_photo())], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert face.returncode == 0 and face.stdout.startswith("GRANTED U1001"), face.stdout + face.stderr[-1000:]
     finally:
         up.send_signal(signal.SIGINT)
         try:
