@@ -93,6 +93,8 @@ class FaceSettings(Section):
     min_face_px: int = Field(default=60, ge=20)
     max_image_px: int = Field(default=4096 * 4096, ge=10_000)
     threads: int = Field(default=1, ge=1, le=16)
+    # numpy BLAS threads for 1:N search; more than 1 spins a core that inference needs.
+    blas_threads: int = Field(default=1, ge=1, le=64)
     # The gate decision level; enrollment duplicate checks use duplicate_level.
     access_level: Literal["1/10k", "1/100k", "1/1M", "1/5M"] = "1/100k"
     duplicate_level: Literal["1/10k", "1/100k", "1/1M", "1/5M"] = "1/5M"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,8 +20,9 @@ class Match:
 class FaceIndex:
     """Templates in one contiguous float32 matrix; several templates per user.
 
-    Adds are amortised O(1) (capacity doubles); removes swap the last row in. Not thread-safe:
-    mutate and search from one thread (the worker's event loop).
+    Adds are amortised O(1) (capacity doubles); removes swap the last row in. Thread-safe: the
+    worker searches on its inference thread while change events mutate from the event loop, and
+    a row must never be read against another row's user id.
     """
 
     def __init__(self, capacity: int = 1024) -> None:
@@ -28,6 +30,7 @@ class FaceIndex:
         self._template_ids: list[str] = []
         self._user_ids: list[str] = []
         self._row: dict[str, int] = {}
+        self._lock = threading.RLock()
 
     def __len__(self) -> int:
         return len(self._template_ids)
@@ -38,6 +41,10 @@ class FaceIndex:
     def add(self, template_id: str, user_id: str, embedding: Embedding) -> None:
         """Add (or replace) one template."""
         vec = normalise(embedding)
+        with self._lock:
+            self._add(template_id, user_id, vec)
+
+    def _add(self, template_id: str, user_id: str, vec: Embedding) -> None:
         if template_id in self._row:
             row = self._row[template_id]
             self._matrix[row] = vec
@@ -54,6 +61,10 @@ class FaceIndex:
         self._row[template_id] = n
 
     def remove(self, template_id: str) -> bool:
+        with self._lock:
+            return self._remove(template_id)
+
+    def _remove(self, template_id: str) -> bool:
         row = self._row.pop(template_id, None)
         if row is None:
             return False
@@ -68,17 +79,23 @@ class FaceIndex:
         return True
 
     def remove_user(self, user_id: str) -> int:
-        doomed = [t for t, u in zip(self._template_ids, self._user_ids, strict=True) if u == user_id]
-        for t in doomed:
-            self.remove(t)
-        return len(doomed)
+        with self._lock:
+            doomed = [t for t, u in zip(self._template_ids, self._user_ids, strict=True) if u == user_id]
+            for t in doomed:
+                self._remove(t)
+            return len(doomed)
 
     def search(self, query: Embedding, exclude_user: str | None = None) -> Match | None:
         """The best-scoring template (optionally ignoring one user's own templates)."""
+        q = normalise(query)
+        with self._lock:
+            return self._search(q, exclude_user)
+
+    def _search(self, q: Embedding, exclude_user: str | None) -> Match | None:
         n = len(self._template_ids)
         if n == 0:
             return None
-        scores = self._matrix[:n] @ normalise(query)
+        scores = self._matrix[:n] @ q
         if exclude_user is not None:
             own = [i for i, u in enumerate(self._user_ids) if u == exclude_user]
             if own:
@@ -92,6 +109,10 @@ class FaceIndex:
                     chunk: int = 65_536) -> Match | None:
         """The first template of another user scoring >= threshold, scanning in chunks; stops at the first hit."""
         q = normalise(query)
+        with self._lock:
+            return self._first_above(q, threshold, exclude_user, chunk)
+
+    def _first_above(self, q: Embedding, threshold: float, exclude_user: str | None, chunk: int) -> Match | None:
         n = len(self._template_ids)
         for start in range(0, n, chunk):
             scores = self._matrix[start:min(n, start + chunk)] @ q

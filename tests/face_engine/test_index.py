@@ -51,3 +51,36 @@ def test_replacing_a_template_keeps_one_row() -> None:
     index.add("t", "U1", a)
     index.add("t", "U1", b)
     assert len(index) == 1 and index.search(b).score > 0.999  # type: ignore[union-attr]
+
+
+def test_concurrent_search_never_pairs_a_row_with_another_users_id() -> None:
+    """The worker searches on its inference thread while change events add and remove on the loop."""
+    import threading
+
+    rng = np.random.default_rng(11)
+    vecs = _unit(rng, 4000)
+    index = FaceIndex(capacity=16)
+    for i in range(2000):
+        index.add(f"t{i}-U{i}", f"U{i}", vecs[i])
+    stop = threading.Event()
+    wrong: list[str] = []
+
+    def searcher() -> None:
+        k = 0
+        while not stop.is_set():
+            m = index.search(vecs[k % 4000])
+            if m is not None and not m.template_id.endswith(f"-{m.user_id}"):
+                wrong.append(m.template_id)
+            k += 7
+
+    threads = [threading.Thread(target=searcher) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for i in range(2000, 4000):  # grow (reallocations) and churn (row swaps) under the searchers
+        index.add(f"t{i}-U{i}", f"U{i}", vecs[i])
+        index.remove(f"t{i - 2000}-U{i - 2000}")
+    stop.set()
+    for t in threads:
+        t.join()
+    assert wrong == []
+    assert len(index) == 2000
