@@ -598,9 +598,9 @@ def report(args: argparse.Namespace, blas: Blas, stages: list[StageRun], e2e: li
                  sr.note] for sr in search]
         table(head, rows, {1, 2, 3, 4})
         print(f"  first_above({STRICT_THRESHOLD}) with no template above the threshold scans every row (chunks of "
-              "65,536): its worst case. The auth worker calls search() on its event loop thread with numpy's "
-              f"default BLAS threads; on this {os.cpu_count()}-CPU machine the second BLAS thread competes with "
-              "the face inference thread and Mosquitto.")
+              "65,536): its worst case. The auth worker runs search() on its face thread with BLAS capped at "
+              f"face.blas_threads (1): on this {os.cpu_count()}-CPU machine a second BLAS thread would spin "
+              "and compete with inference and Mosquitto.")
         big = max(sr.n for sr in search)
         for sr in search:
             if sr.n == big and sr.what.startswith("FaceIndex.search"):
