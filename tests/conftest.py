@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import uuid
@@ -41,32 +42,10 @@ def _need_mosquitto() -> None:
         pytest.fail("mosquitto is not installed: apt-get install -y mosquitto (the test script does this)")
 
 
-@pytest.fixture
-def mosquitto() -> Iterator[BrokerInfo]:
-    _need_mosquitto()
-    proc = MosquittoProcess()
-    proc.start()
-    try:
-        yield BrokerInfo("mosquitto", proc.host, proc.port, proc)
-    finally:
-        proc.close()
-
-
-@pytest.fixture
-async def amqtt_broker() -> AsyncIterator[BrokerInfo]:
-    port = free_port()
-    broker = EmbeddedBroker("127.0.0.1", port)
-    await broker.start()
-    try:
-        yield BrokerInfo("amqtt", "127.0.0.1", port)
-    finally:
-        await broker.stop()
-
-
-@pytest.fixture(params=["amqtt", "mosquitto"])
-async def broker(request: pytest.FixtureRequest) -> AsyncIterator[BrokerInfo]:
-    """Each test using this runs once per real broker."""
-    if request.param == "mosquitto":
+@contextlib.asynccontextmanager
+async def running_broker(kind: str) -> AsyncIterator[BrokerInfo]:
+    """A real broker of `kind` ("amqtt" in this event loop, or a Mosquitto process) on a free port."""
+    if kind == "mosquitto":
         _need_mosquitto()
         proc = MosquittoProcess()
         proc.start()
@@ -74,14 +53,33 @@ async def broker(request: pytest.FixtureRequest) -> AsyncIterator[BrokerInfo]:
             yield BrokerInfo("mosquitto", proc.host, proc.port, proc)
         finally:
             proc.close()
-    else:
-        port = free_port()
-        embedded = EmbeddedBroker("127.0.0.1", port)
-        await embedded.start()
-        try:
-            yield BrokerInfo("amqtt", "127.0.0.1", port)
-        finally:
-            await embedded.stop()
+        return
+    port = free_port()
+    embedded = EmbeddedBroker("127.0.0.1", port)
+    await embedded.start()
+    try:
+        yield BrokerInfo("amqtt", "127.0.0.1", port)
+    finally:
+        await embedded.stop()
+
+
+@pytest.fixture
+async def mosquitto() -> AsyncIterator[BrokerInfo]:
+    async with running_broker("mosquitto") as info:
+        yield info
+
+
+@pytest.fixture
+async def amqtt_broker() -> AsyncIterator[BrokerInfo]:
+    async with running_broker("amqtt") as info:
+        yield info
+
+
+@pytest.fixture(params=["amqtt", "mosquitto"])
+async def broker(request: pytest.FixtureRequest) -> AsyncIterator[BrokerInfo]:
+    """Each test using this runs once per real broker."""
+    async with running_broker(request.param) as info:
+        yield info
 
 
 @pytest.fixture(scope="session")
@@ -110,28 +108,30 @@ def store_uri(request: pytest.FixtureRequest) -> str:
     return _store_uri(request.param, request)
 
 
-@pytest.fixture
-def store(store_uri: str) -> Iterator[Store]:
-    """A fresh database on each backend, dropped afterwards."""
+@contextlib.contextmanager
+def fresh_database(uri: str) -> Iterator[Store]:
+    """A new uniquely named database at `uri`, dropped afterwards."""
     name = f"passage_test_{uuid.uuid4().hex[:10]}"
-    client, st = connect(store_uri, name)
+    client, st = connect(uri, name)
     try:
         yield st
     finally:
         client.drop_database(name)
         client.close()
+
+
+@pytest.fixture
+def store(store_uri: str) -> Iterator[Store]:
+    """A fresh database on each backend."""
+    with fresh_database(store_uri) as st:
+        yield st
 
 
 @pytest.fixture
 def embedded_store(embedded_mongo: EmbeddedMongoServer) -> Iterator[Store]:
     """A fresh database on the embedded server only (for broker end-to-end tests)."""
-    name = f"passage_test_{uuid.uuid4().hex[:10]}"
-    client, st = connect(embedded_mongo.uri, name)
-    try:
+    with fresh_database(embedded_mongo.uri) as st:
         yield st
-    finally:
-        client.drop_database(name)
-        client.close()
 
 
 @pytest.fixture
