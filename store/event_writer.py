@@ -6,7 +6,6 @@ import asyncio
 import logging
 
 from schemas.documents import AccessEventRecord
-from store.errors import StoreError
 from store.repository import Store
 
 log = logging.getLogger(__name__)
@@ -71,7 +70,7 @@ class EventWriter:
             batch = self._buffer[: self._batch_size]
             try:
                 await asyncio.to_thread(self._store.append_access_events, batch)
-            except (StoreError, Exception) as exc:  # noqa: BLE001 - any driver error: keep and retry
+            except Exception as exc:  # noqa: BLE001 - any driver or store error: keep the batch, retry
                 log.warning("writing %d access events failed, will retry: %s", len(batch), exc)
                 return False
             # Events added while we wrote sit after the batch: drop exactly what was written.
