@@ -97,11 +97,18 @@ class AdminCommand(Message):
     command: AdminAction
 
 
+DuplicateKind = Literal["CARD", "FACE", "FINGER"]
+
+
 class AdminReply(Message):
-    """The outcome of one admin command."""
+    """The outcome of one admin command; on a duplicate, who already holds the credential."""
 
     command_id: Identifier
     ok: bool
     code: EventCode | None = None
     error: Annotated[str, StringConstraints(max_length=1000)] | None = None
+    error_ko: Annotated[str, StringConstraints(max_length=1000)] | None = None
     subject_id: Identifier | None = None
+    sub_code: DuplicateKind | None = None
+    matched_user_id: Identifier | None = None
+    matched_user_name: ShortText | None = None

@@ -136,3 +136,18 @@ class AccessEventRecord(Document):
     subject_id: Identifier | None = None
     latency_ms: float
     offline: bool = False
+
+
+class AuditRecord(Document):
+    """Append-only: one admin action or refused attempt (`id` is the command id)."""
+
+    ts: BsonDatetime = Field(default_factory=utc_now)
+    actor: Identifier
+    action: ShortText
+    target: Identifier | None = None
+    ok: bool
+    code: ShortText
+    sub_code: ShortText | None = None
+    matched_user_id: Identifier | None = None
+    detail: Annotated[str, StringConstraints(max_length=1000)] | None = None
+    reply_json: Annotated[str, StringConstraints(max_length=8000)]

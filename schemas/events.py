@@ -39,3 +39,16 @@ class AlertEvent(Message):
     code: EventCode
     gate_id: Identifier | None = None
     detail: Annotated[str, StringConstraints(max_length=1000)]
+
+
+class EnrollEvent(Message):
+    """An admin command's outcome on `events/enroll/{user_id}` (duplicates included)."""
+
+    code: EventCode
+    command_id: Identifier
+    admin_id: Identifier
+    action: Annotated[str, StringConstraints(max_length=64)]
+    target: Identifier | None = None
+    ok: bool
+    sub_code: Annotated[str, StringConstraints(max_length=16)] | None = None
+    matched_user_id: Identifier | None = None

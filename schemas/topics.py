@@ -62,6 +62,10 @@ def access_event(gate_id: str) -> str:
     return f"events/access/{_checked(gate_id)}"
 
 
+def enroll_event(user_id: str) -> str:
+    return f"events/enroll/{_checked(user_id)}"
+
+
 def device_event(gate_id: str) -> str:
     return f"events/device/{_checked(gate_id)}"
 

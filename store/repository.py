@@ -12,7 +12,15 @@ from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from schemas.codes import CredentialType
-from schemas.documents import AccessEventRecord, AccessGroup, FaceTemplate, Gate, StoredCredential, User
+from schemas.documents import (
+    AccessEventRecord,
+    AccessGroup,
+    AuditRecord,
+    FaceTemplate,
+    Gate,
+    StoredCredential,
+    User,
+)
 from store.errors import DuplicateCredential, StoreError
 
 log = logging.getLogger(__name__)
@@ -43,6 +51,9 @@ class Store:
             unique=True, name="credential_lookup_unique")
         self.credentials.create_index([("user_id", pymongo.ASCENDING)], name="credential_owner")
         self.face_templates.create_index([("user_id", pymongo.ASCENDING)], name="face_owner")
+        self.audit.create_index([("ts", pymongo.DESCENDING)], name="audit_time")
+        self.audit.create_index([("target", pymongo.ASCENDING), ("ts", pymongo.DESCENDING)], name="audit_target")
+        self.audit.create_index([("code", pymongo.ASCENDING), ("ts", pymongo.DESCENDING)], name="audit_code")
         self.users.create_index([("building", pymongo.ASCENDING), ("unit", pymongo.ASCENDING)],
                                 name="user_unit")
         self.access_events.create_index([("ts", pymongo.DESCENDING)], name="event_time")
@@ -118,6 +129,43 @@ class Store:
     def iter_access_groups(self) -> Iterator[AccessGroup]:
         for doc in self.access_groups.find():
             yield AccessGroup.from_mongo(doc)
+
+    def delete_user(self, user_id: str) -> bool:
+        """Remove a user with every credential and face template they hold."""
+        self.credentials.delete_many({"user_id": user_id})
+        self.face_templates.delete_many({"user_id": user_id})
+        return self.users.delete_one({"_id": user_id}).deleted_count == 1
+
+    def remove_credential(self, kind: CredentialType, lookup_key: str, user_id: str) -> bool:
+        res = self.credentials.delete_one({"kind": kind.value, "lookup_key": lookup_key, "user_id": user_id})
+        return res.deleted_count == 1
+
+    # audit (append-only; id = command id, so a replayed command finds its first answer) --
+    def append_audit(self, record: AuditRecord) -> bool:
+        """Store the record; False if this command id was audited already."""
+        try:
+            self.audit.insert_one(record.to_mongo())
+        except DuplicateKeyError:
+            return False
+        return True
+
+    def get_audit(self, command_id: str) -> AuditRecord | None:
+        doc = self.audit.find_one({"_id": command_id})
+        return None if doc is None else AuditRecord.from_mongo(doc)
+
+    def query_audit(self, *, target: str | None = None, code: str | None = None,
+                    since: datetime | None = None, until: datetime | None = None,
+                    limit: int = 1000) -> list[AuditRecord]:
+        """Audit records by user, by event code and by time range, newest first."""
+        query: Doc = {}
+        if target is not None:
+            query["$or"] = [{"target": target}, {"matched_user_id": target}]
+        if code is not None:
+            query["code"] = code
+        if since is not None or until is not None:
+            query["ts"] = {k: v for k, v in (("$gte", since), ("$lt", until)) if v is not None}
+        cursor = self.audit.find(query).sort("ts", pymongo.DESCENDING).limit(limit)
+        return [AuditRecord.from_mongo(d) for d in cursor]
 
     # access events (append-only) ---------------------------------------------------------
     def append_access_events(self, events: list[AccessEventRecord]) -> int:

@@ -1,0 +1,142 @@
+"""Carrying out admin commands against the store, with the duplicate-credential check.
+
+Blocking (pymongo, face inference): the service runs it on one worker thread, so commands are
+applied one at a time and two enrollments of the same face cannot both pass the check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from admin_worker.errors import (
+    CredentialNotFound,
+    DuplicateCredential,
+    TooManyTemplates,
+    UnusablePhoto,
+    UserExists,
+    UserNotFound,
+)
+from config.settings import FaceSettings
+from face_engine.errors import FaceError
+from face_engine.index import FaceIndex
+from face_engine.pipeline import FaceEngine
+from face_engine.templates import to_template
+from schemas.admin import (
+    AddCard,
+    AddFace,
+    AdminAction,
+    CreateUser,
+    DeactivateUser,
+    DefineAccessGroup,
+    DefineGate,
+    DeleteUser,
+    RemoveCard,
+    UpdateUser,
+)
+from schemas.base import new_id
+from schemas.codes import CredentialType
+from schemas.documents import AccessGroup, Gate, StoredCredential, User
+from store import errors as store_errors
+from store.keyed_hash import KeyedHasher
+from store.repository import Store
+
+MAX_FACES_PER_USER = 5
+
+
+class CommandProcessor:
+    """Applies one validated admin action; raises a CommandRefused subclass when it must not."""
+
+    def __init__(self, store: Store, hasher: KeyedHasher, face: FaceSettings,
+                 engine: FaceEngine | None, faces: Callable[[], FaceIndex]) -> None:
+        self._store = store
+        self._hasher = hasher
+        self._engine = engine
+        self._faces = faces
+        self._duplicate_threshold = face.threshold(face.duplicate_level)
+
+    def apply(self, action: AdminAction) -> str | None:
+        """Carry out `action`; returns the id of the user (or gate/group) it concerned."""
+        match action:
+            case CreateUser():
+                if self._store.get_user(action.user_id) is not None:
+                    raise UserExists(f"user {action.user_id} exists")
+                self._store.put_user(User(id=action.user_id, name=action.name, kind=action.kind,
+                                          building=action.building, unit=action.unit, phone=action.phone,
+                                          groups=action.groups))
+                return action.user_id
+            case UpdateUser():
+                user = self._user(action.user_id)
+                changes = action.model_dump(exclude={"action", "user_id"}, exclude_none=True)
+                self._store.put_user(user.model_copy(update=changes))
+                return action.user_id
+            case DeactivateUser():
+                self._user(action.user_id)
+                self._store.set_user_active(action.user_id, False)
+                return action.user_id
+            case DeleteUser():
+                if not self._store.delete_user(action.user_id):
+                    raise UserNotFound(f"no user {action.user_id}")
+                self._faces().remove_user(action.user_id)
+                return action.user_id
+            case AddCard():
+                return self._add_card(action)
+            case RemoveCard():
+                key = self._hasher.lookup_key(CredentialType.CARD, action.acc_id)
+                if not self._store.remove_credential(CredentialType.CARD, key, action.user_id):
+                    raise CredentialNotFound(f"user {action.user_id} holds no such card")
+                return action.user_id
+            case AddFace():
+                return self._add_face(action)
+            case DefineGate():
+                self._store.put_gate(Gate(id=action.gate_id, name=action.name, building=action.building))
+                return action.gate_id
+            case DefineAccessGroup():
+                self._store.put_access_group(AccessGroup(id=action.group_id, name=action.name,
+                                                         gate_ids=action.gate_ids, schedule=action.schedule))
+                return action.group_id
+        raise AssertionError(f"unhandled action {action!r}")  # the schema's union is exhaustive
+
+    def _user(self, user_id: str) -> User:
+        user = self._store.get_user(user_id)
+        if user is None:
+            raise UserNotFound(f"no user {user_id}")
+        return user
+
+    def _owner_name(self, user_id: str) -> str | None:
+        owner = self._store.get_user(user_id)
+        return owner.name if owner else None
+
+    def _add_card(self, action: AddCard) -> str:
+        self._user(action.user_id)
+        key = self._hasher.lookup_key(CredentialType.CARD, action.acc_id)
+        existing = self._store.find_credential(CredentialType.CARD, key)
+        if existing is not None:
+            if existing.user_id == action.user_id:
+                return action.user_id  # same user re-enrolling the same card: not a duplicate
+            raise DuplicateCredential("CARD", existing.user_id, self._owner_name(existing.user_id))
+        try:
+            self._store.add_credential(StoredCredential(id=f"card-{new_id()[:16]}", kind=CredentialType.CARD,
+                                                        user_id=action.user_id, lookup_key=key,
+                                                        key_id=self._hasher.key_id))
+        except store_errors.DuplicateCredential as exc:  # lost a race with another worker
+            raise DuplicateCredential("CARD", exc.owner_id, self._owner_name(exc.owner_id)) from None
+        return action.user_id
+
+    def _add_face(self, action: AddFace) -> str:
+        self._user(action.user_id)
+        if self._engine is None:
+            raise UnusablePhoto("face models are not available on this worker")
+        if self._store.count_face_templates(action.user_id) >= MAX_FACES_PER_USER:
+            raise TooManyTemplates(f"user {action.user_id} already has {MAX_FACES_PER_USER} faces")
+        try:
+            result = self._engine.embed_photo(action.photo)
+        except FaceError as exc:
+            raise UnusablePhoto(f"{exc.reason}: {exc}") from None
+        # 1:N against every other user at the strict level; the first hit stops the scan.
+        hit = self._faces().first_above(result.embedding, self._duplicate_threshold, exclude_user=action.user_id)
+        if hit is not None:
+            raise DuplicateCredential("FACE", hit.user_id, self._owner_name(hit.user_id))
+        template = to_template(action.user_id, self._engine.model_id, result)
+        self._store.add_face_template(template)
+        self._faces().add(template.id, action.user_id, result.embedding)
+        return action.user_id
