@@ -121,6 +121,88 @@ def gate(settings: Settings, gate_id: str | None, card: str | None, face: Path |
     _run(read_cards_from_stdin(settings, gate_id))
 
 
+@main.group()
+def admin() -> None:
+    """Enroll residents and manage credentials (through the admin worker)."""
+
+
+@admin.command("serve")
+@click.pass_obj
+def admin_serve(settings: Settings) -> None:
+    """Run one admin worker (store: PASSAGE_MONGO_URI, else an embedded store of its own)."""
+    from admin_worker.service import AdminWorker
+    from store.connect import open_store
+
+    handle = open_store(settings)
+    try:
+        _run(AdminWorker(settings, handle.store, handle.hasher).run())
+    finally:
+        handle.close()
+
+
+_ADMIN_ID = click.option("--admin-id", default="admin", show_default=True, help="Who is acting (audit trail).")
+
+
+@admin.command("enroll")
+@click.option("--user", "user_id", required=True)
+@click.option("--name", required=True)
+@click.option("--building")
+@click.option("--unit")
+@click.option("--phone")
+@click.option("--group", "groups", multiple=True, help="Access group id (repeatable).")
+@click.option("--card", help="Card id to enroll.")
+@click.option("--photo", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Face photo.")
+@_ADMIN_ID
+@click.pass_obj
+def admin_enroll(settings: Settings, user_id: str, name: str, building: str | None, unit: str | None,
+                 phone: str | None, groups: tuple[str, ...], card: str | None, photo: Path | None,
+                 admin_id: str) -> None:
+    """Create a resident, then add their card and face (stops at the first refusal)."""
+    import base64
+
+    from cli.admin_cli import action, send_commands
+
+    try:
+        actions = [action({"action": "create_user", "user_id": user_id, "name": name, "building": building,
+                           "unit": unit, "phone": phone, "groups": list(groups)})]
+        if card:
+            actions.append(action({"action": "add_card", "user_id": user_id, "acc_id": card}))
+        if photo:
+            actions.append(action({"action": "add_face", "user_id": user_id,
+                                   "photo": base64.b64encode(photo.read_bytes()).decode()}))
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    replies = _run(send_commands(settings, admin_id, actions)) or []
+    sys.exit(0 if replies and all(r.ok for r in replies) and len(replies) == len(actions) else 1)
+
+
+@admin.command("revoke-card")
+@click.option("--user", "user_id", required=True)
+@click.option("--card", required=True)
+@_ADMIN_ID
+@click.pass_obj
+def admin_revoke_card(settings: Settings, user_id: str, card: str, admin_id: str) -> None:
+    """Remove a card from a user."""
+    from cli.admin_cli import action, send_commands
+
+    replies = _run(send_commands(settings, admin_id, [action({"action": "remove_card", "user_id": user_id,
+                                                               "acc_id": card})])) or []
+    sys.exit(0 if replies and replies[0].ok else 1)
+
+
+@admin.command("deactivate")
+@click.option("--user", "user_id", required=True)
+@_ADMIN_ID
+@click.pass_obj
+def admin_deactivate(settings: Settings, user_id: str, admin_id: str) -> None:
+    """Deactivate a user: every credential they hold stops opening doors."""
+    from cli.admin_cli import action, send_commands
+
+    replies = _run(send_commands(settings, admin_id, [action({"action": "deactivate_user",
+                                                               "user_id": user_id})])) or []
+    sys.exit(0 if replies and replies[0].ok else 1)
+
+
 @main.command()
 @click.pass_obj
 def watch(settings: Settings) -> None:

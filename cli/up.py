@@ -7,6 +7,7 @@ import logging
 
 import click
 
+from admin_worker.service import AdminWorker
 from auth_worker.service import AuthWorker
 from broker.embedded import EmbeddedBroker
 from cli.demo_data import DEMO_CARD, DEMO_GATE, UNKNOWN_CARD, demo_face_photo, seed_demo, stranger_photo
@@ -38,20 +39,24 @@ async def run_up(settings: Settings, demo_interval: float) -> None:
         engine = await asyncio.to_thread(_face_engine, settings)
         await asyncio.to_thread(seed_demo, handle.store, handle.hasher, engine)
         worker = AuthWorker(settings, handle.store, handle.hasher)
+        admin = AdminWorker(settings, handle.store, handle.hasher)
         watcher = MqttClient(settings.mqtt, "passage-up-watch")
         attach_printer(watcher)
         gate = GateAgent(settings, DEMO_GATE)
-        stoppers = [worker.mqtt, watcher]
+        stoppers = [worker.mqtt, watcher, admin.mqtt]
         tasks = [asyncio.create_task(worker.run(), name="auth"),
                  asyncio.create_task(watcher.run(), name="watch"),
-                 asyncio.create_task(gate.run(), name="gate")]
-        await asyncio.gather(worker.mqtt.wait_connected(10), gate.mqtt.wait_connected(10),
-                             watcher.wait_connected(10))
+                 asyncio.create_task(gate.run(), name="gate"),
+                 asyncio.create_task(admin.run(), name="admin")]
+        await asyncio.gather(worker.mqtt.wait_connected(30), gate.mqtt.wait_connected(30),
+                             watcher.wait_connected(30), admin.mqtt.wait_connected(30))
         click.echo(
             f"Passage is up: broker mqtt://{settings.broker.bind_host}:{settings.broker.port}, "
             f"store {handle.uri}\n"
             f"Try from another terminal:  passage gate --card {DEMO_CARD}   (or any other card id)\n"
             f"                            passage gate --face {demo_face_photo()}\n"
+            "                            passage admin enroll --user U2001 --name 'New Resident' "
+            "--group residents-A --card MY-CARD-1 [--photo FACE.jpg]\n"
             "Ctrl-C stops everything.", err=True)
         if demo_interval > 0:
             demo = _demo_credentials(engine is not None)

@@ -72,6 +72,21 @@ def test_up_then_gate_card_then_clean_stop(tmp_path: Path) -> None:
         face = subprocess.run([sys.executable, "-m", "cli.main", "gate", "--gate-id", "gate-1", "--face",
                                str(demo_face_photo())], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
         assert face.returncode == 0 and face.stdout.startswith("GRANTED U1001"), face.stdout + face.stderr[-1000:]
+
+        def passage(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run([sys.executable, "-m", "cli.main", *args], env=env, cwd=ROOT,
+                                  capture_output=True, text=True, timeout=90)
+
+        enrolled = passage("admin", "enroll", "--user", "U2001", "--name", "New Resident", "--group", "residents-A",
+                           "--card", "MY-CARD-1")
+        assert enrolled.returncode == 0, enrolled.stdout + enrolled.stderr[-1500:]
+        assert "OK      add_card U2001" in enrolled.stdout
+        let_in = passage("gate", "--gate-id", "gate-1", "--card", "MY-CARD-1")
+        assert let_in.stdout.startswith("GRANTED U2001"), let_in.stdout + let_in.stderr[-1000:]
+        dup = passage("admin", "enroll", "--user", "U2002", "--name", "Someone", "--card", "MY-CARD-1")
+        assert dup.returncode == 1
+        assert "Duplicate Card (U2001)" in dup.stdout and "중복된 카드 (U2001)" in dup.stdout
+        assert "[New Resident]" in dup.stdout
     finally:
         up.send_signal(signal.SIGINT)
         try:
