@@ -12,10 +12,10 @@ from pymongo.errors import PyMongoError
 
 from admin_worker.commands import CommandProcessor
 from admin_worker.errors import CommandRefused, DuplicateCredential
-from auth_worker.face_sync import FaceIndexSync
 from config.settings import Settings
 from face_engine.errors import FaceError
 from face_engine.pipeline import FaceEngine
+from face_engine.sync import FaceIndexSync
 from messaging import IncomingMessage, MqttClient, NotConnected
 from schemas import topics
 from schemas.admin import AdminCommand, AdminReply

@@ -12,12 +12,12 @@ from concurrent.futures import ThreadPoolExecutor
 from zoneinfo import ZoneInfo
 
 from auth_worker.decide import Decision, check_request, decide, decide_face
-from auth_worker.face_sync import FaceIndexSync
 from auth_worker.refresh import SnapshotRefresher
 from auth_worker.snapshot import AccessSnapshot
 from config.settings import Settings
 from face_engine.errors import FaceError
 from face_engine.pipeline import Embedding, FaceEngine
+from face_engine.sync import FaceIndexSync
 from messaging import IncomingMessage, MqttClient, NotConnected
 from schemas import topics
 from schemas.access import AccessRequest, AccessResponse, FaceCredential
