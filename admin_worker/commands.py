@@ -11,12 +11,15 @@ from collections.abc import Callable
 from admin_worker.errors import (
     CredentialNotFound,
     DuplicateCredential,
+    NoMatcher,
     TooManyTemplates,
+    UnusableFingerprint,
     UnusablePhoto,
     UserExists,
     UserNotFound,
 )
-from config.settings import FaceSettings
+from admin_worker.fingerprint import FingerprintMatcher, UnusableSample
+from config.settings import EnrollSettings, FaceSettings
 from face_engine.errors import FaceError
 from face_engine.index import FaceIndex
 from face_engine.pipeline import FaceEngine
@@ -24,6 +27,7 @@ from face_engine.templates import to_template
 from schemas.admin import (
     AddCard,
     AddFace,
+    AddFinger,
     AdminAction,
     CreateUser,
     DeactivateUser,
@@ -35,23 +39,24 @@ from schemas.admin import (
 )
 from schemas.base import new_id
 from schemas.codes import CredentialType
-from schemas.documents import AccessGroup, Gate, StoredCredential, User
+from schemas.documents import AccessGroup, FingerTemplate, Gate, StoredCredential, User
 from store import errors as store_errors
 from store.keyed_hash import KeyedHasher
 from store.repository import Store
-
-MAX_FACES_PER_USER = 5
 
 
 class CommandProcessor:
     """Applies one validated admin action; raises a CommandRefused subclass when it must not."""
 
-    def __init__(self, store: Store, hasher: KeyedHasher, face: FaceSettings,
-                 engine: FaceEngine | None, faces: Callable[[], FaceIndex]) -> None:
+    def __init__(self, store: Store, hasher: KeyedHasher, face: FaceSettings, enroll: EnrollSettings,
+                 engine: FaceEngine | None, faces: Callable[[], FaceIndex],
+                 finger_matcher: FingerprintMatcher | None = None) -> None:
         self._store = store
         self._hasher = hasher
         self._engine = engine
         self._faces = faces
+        self._enroll = enroll
+        self._fingers = finger_matcher
         self._duplicate_threshold = face.threshold(face.duplicate_level)
 
     def apply(self, action: AdminAction) -> str | None:
@@ -87,6 +92,8 @@ class CommandProcessor:
                 return action.user_id
             case AddFace():
                 return self._add_face(action)
+            case AddFinger():
+                return self._add_finger(action)
             case DefineGate():
                 self._store.put_gate(Gate(id=action.gate_id, name=action.name, building=action.building))
                 return action.gate_id
@@ -126,17 +133,42 @@ class CommandProcessor:
         self._user(action.user_id)
         if self._engine is None:
             raise UnusablePhoto("face models are not available on this worker")
-        if self._store.count_face_templates(action.user_id) >= MAX_FACES_PER_USER:
-            raise TooManyTemplates(f"user {action.user_id} already has {MAX_FACES_PER_USER} faces")
+        limit = self._enroll.max_faces_per_user
+        if self._store.count_face_templates(action.user_id) >= limit:
+            raise TooManyTemplates(f"user {action.user_id} already has {limit} faces")
         try:
             result = self._engine.embed_photo(action.photo)
         except FaceError as exc:
             raise UnusablePhoto(f"{exc.reason}: {exc}") from None
-        # 1:N against every other user at the strict level; the first hit stops the scan.
-        hit = self._faces().first_above(result.embedding, self._duplicate_threshold, exclude_user=action.user_id)
-        if hit is not None:
-            raise DuplicateCredential("FACE", hit.user_id, self._owner_name(hit.user_id))
+        if self._enroll.face_duplicate_check:
+            # 1:N against every other user at the strict level; the first hit stops the scan.
+            hit = self._faces().first_above(result.embedding, self._duplicate_threshold,
+                                            exclude_user=action.user_id)
+            if hit is not None:
+                raise DuplicateCredential("FACE", hit.user_id, self._owner_name(hit.user_id))
         template = to_template(action.user_id, self._engine.model_id, result)
         self._store.add_face_template(template)
         self._faces().add(template.id, action.user_id, result.embedding)
+        return action.user_id
+
+    def _add_finger(self, action: AddFinger) -> str:
+        self._user(action.user_id)
+        matcher = self._fingers
+        if matcher is None:
+            raise NoMatcher("no fingerprint matcher is installed")
+        limit = self._enroll.max_fingers_per_user
+        if self._store.count_finger_templates(action.user_id) >= limit:
+            raise TooManyTemplates(f"user {action.user_id} already has {limit} fingerprints")
+        try:
+            template = matcher.extract(action.sample)
+        except UnusableSample as exc:
+            raise UnusableFingerprint(str(exc)) from None
+        if self._enroll.finger_duplicate_check:
+            # 1:N over every other user's templates; the first match stops the scan.
+            for other in self._store.iter_finger_templates(matcher.matcher_id):
+                if other.user_id != action.user_id and matcher.score(template, other.template) >= \
+                        matcher.duplicate_threshold:
+                    raise DuplicateCredential("FINGER", other.user_id, self._owner_name(other.user_id))
+        self._store.add_finger_template(FingerTemplate(id=f"finger-{new_id()[:16]}", user_id=action.user_id,
+                                                       matcher_id=matcher.matcher_id, template=template))
         return action.user_id

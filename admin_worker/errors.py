@@ -33,6 +33,16 @@ class UnusablePhoto(CommandRefused):
     code = "UNUSABLE_PHOTO"
 
 
+class UnusableFingerprint(CommandRefused):
+    code = "UNUSABLE_FINGERPRINT"
+
+
+class NoMatcher(CommandRefused):
+    """No fingerprint matcher is installed on this worker."""
+
+    code = "NO_FINGERPRINT_MATCHER"
+
+
 class DuplicateCredential(CommandRefused):
     """The credential belongs to another user (the field's USER_DUPLICATE_CREDENTIAL)."""
 

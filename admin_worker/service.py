@@ -12,6 +12,7 @@ from pymongo.errors import PyMongoError
 
 from admin_worker.commands import CommandProcessor
 from admin_worker.errors import CommandRefused, DuplicateCredential
+from admin_worker.fingerprint import FingerprintMatcher
 from config.settings import Settings
 from face_engine.errors import FaceError
 from face_engine.pipeline import FaceEngine
@@ -35,7 +36,8 @@ _ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 class AdminWorker:
     """Validates, de-duplicates (by command id), applies and audits admin commands."""
 
-    def __init__(self, settings: Settings, store: Store, hasher: KeyedHasher, client_id: str | None = None) -> None:
+    def __init__(self, settings: Settings, store: Store, hasher: KeyedHasher, client_id: str | None = None,
+                 finger_matcher: FingerprintMatcher | None = None) -> None:
         self._settings = settings
         self._store = store
         self._hasher = hasher
@@ -45,6 +47,7 @@ class AdminWorker:
         # One thread: commands apply one at a time, so duplicate checks cannot race each other.
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="admin")
         self._processor: CommandProcessor | None = None
+        self._finger_matcher = finger_matcher
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -56,8 +59,8 @@ class AdminWorker:
                 log.error("face models unavailable, face enrollment refused: %s", exc)
         sync = asyncio.create_task(self.faces.run(), name="admin-face-index")
         await asyncio.wait_for(self.faces.ready.wait(), 60)
-        self._processor = CommandProcessor(self._store, self._hasher, self._settings.face, engine,
-                                           lambda: self.faces.index)
+        self._processor = CommandProcessor(self._store, self._hasher, self._settings.face, self._settings.enroll,
+                                           engine, lambda: self.faces.index, self._finger_matcher)
         command_filter = topics.ADMIN_COMMAND
         if self._settings.mqtt.shared_subscriptions:
             command_filter = topics.shared(command_filter, "admin")

@@ -109,6 +109,15 @@ class FaceSettings(Section):
         return self.thresholds[level]
 
 
+class EnrollSettings(Section):
+    """Duplicate-credential checks at enrollment. The card check is always on: no setting."""
+
+    face_duplicate_check: bool = True
+    finger_duplicate_check: bool = True
+    max_faces_per_user: int = Field(default=5, ge=1, le=20)
+    max_fingers_per_user: int = Field(default=10, ge=1, le=20)
+
+
 class Settings(BaseSettings):
     """Everything configurable, with defaults that run on one machine."""
 
@@ -128,6 +137,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = AuthSettings()
     gate: GateSettings = GateSettings()
     face: FaceSettings = FaceSettings()
+    enroll: EnrollSettings = EnrollSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -67,6 +67,12 @@ class AddFace(StrictModel):
     photo: Annotated[bytes, Field(min_length=1, max_length=MAX_FACE_JPEG_BYTES)]
 
 
+class AddFinger(StrictModel):
+    action: Literal["add_finger"] = "add_finger"
+    user_id: Identifier
+    sample: Annotated[bytes, Field(min_length=1, max_length=256 * 1024)]
+
+
 class DefineGate(StrictModel):
     action: Literal["define_gate"] = "define_gate"
     gate_id: Identifier
@@ -83,7 +89,7 @@ class DefineAccessGroup(StrictModel):
 
 
 AdminAction = Annotated[
-    CreateUser | UpdateUser | DeactivateUser | DeleteUser | AddCard | RemoveCard | AddFace
+    CreateUser | UpdateUser | DeactivateUser | DeleteUser | AddCard | RemoveCard | AddFace | AddFinger
     | DefineGate | DefineAccessGroup,
     Field(discriminator="action"),
 ]

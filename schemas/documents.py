@@ -80,6 +80,15 @@ class FaceTemplate(Document):
     created_at: BsonDatetime = Field(default_factory=utc_now)
 
 
+class FingerTemplate(Document):
+    """One enrolled fingerprint, in the format of the matcher that extracted it."""
+
+    user_id: Identifier
+    matcher_id: Identifier
+    template: Annotated[bytes, Field(min_length=1, max_length=8192)]
+    created_at: BsonDatetime = Field(default_factory=utc_now)
+
+
 class Gate(Document):
     name: ShortText
     building: ShortText | None = None

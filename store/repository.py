@@ -17,6 +17,7 @@ from schemas.documents import (
     AccessGroup,
     AuditRecord,
     FaceTemplate,
+    FingerTemplate,
     Gate,
     StoredCredential,
     User,
@@ -43,6 +44,7 @@ class Store:
         self.access_events = db["access_events"]
         self.audit = db["audit"]
         self.face_templates = db["face_templates"]
+        self.finger_templates = db["finger_templates"]
 
     def ensure_indexes(self) -> None:
         """Create the indexes the data model relies on (idempotent)."""
@@ -115,6 +117,17 @@ class Store:
     def count_face_templates(self, user_id: str) -> int:
         return self.face_templates.count_documents({"user_id": user_id})
 
+    # finger templates --------------------------------------------------------------------
+    def add_finger_template(self, template: FingerTemplate) -> None:
+        self.finger_templates.insert_one(template.to_mongo())
+
+    def iter_finger_templates(self, matcher_id: str) -> Iterator[FingerTemplate]:
+        for doc in self.finger_templates.find({"matcher_id": matcher_id}):
+            yield FingerTemplate.from_mongo(doc)
+
+    def count_finger_templates(self, user_id: str) -> int:
+        return self.finger_templates.count_documents({"user_id": user_id})
+
     # gates and access groups -------------------------------------------------------------
     def put_gate(self, gate: Gate) -> None:
         self.gates.replace_one({"_id": gate.id}, gate.to_mongo(), upsert=True)
@@ -134,6 +147,7 @@ class Store:
         """Remove a user with every credential and face template they hold."""
         self.credentials.delete_many({"user_id": user_id})
         self.face_templates.delete_many({"user_id": user_id})
+        self.finger_templates.delete_many({"user_id": user_id})
         return self.users.delete_one({"_id": user_id}).deleted_count == 1
 
     def remove_credential(self, kind: CredentialType, lookup_key: str, user_id: str) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -13,7 +14,9 @@ from typing import Any
 
 import pytest
 
+from admin_worker.fingerprint import FingerprintMatcher, UnusableSample
 from admin_worker.service import AdminWorker
+from config.settings import EnrollSettings
 from messaging import IncomingMessage, MqttClient
 from schemas import topics
 from schemas.admin import AdminReply
@@ -45,13 +48,31 @@ def b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).decode()
 
 
-@pytest.fixture
-async def admin(tmp_path: Path, broker: BrokerInfo, embedded_store: Store,
-                hasher: KeyedHasher) -> AsyncIterator[Admin]:
+class RidgeMatcher:
+    """A test matcher: a sample's template is its sorted ridge tokens; score = shared fraction."""
+
+    matcher_id = "test-ridges"
+    duplicate_threshold = 0.8
+
+    def extract(self, sample: bytes) -> bytes:
+        tokens = sorted(set(sample.decode(errors="replace").split()))
+        if len(tokens) < 3:
+            raise UnusableSample("fewer than 3 minutiae")
+        return " ".join(tokens).encode()
+
+    def score(self, a: bytes, b: bytes) -> float:
+        ta, tb = set(a.split()), set(b.split())
+        return len(ta & tb) / max(len(ta | tb), 1)
+
+
+@contextlib.asynccontextmanager
+async def running_admin(tmp_path: Path, broker: BrokerInfo, store: Store, hasher: KeyedHasher,
+                        matcher: FingerprintMatcher | None = None, **enroll: object) -> AsyncIterator[Admin]:
     settings = make_settings(tmp_path, broker)
-    worker = AdminWorker(settings, embedded_store, hasher, client_id="admin-worker")
+    settings = settings.model_copy(update={"enroll": EnrollSettings(**enroll)})  # type: ignore[arg-type]
+    worker = AdminWorker(settings, store, hasher, client_id="admin-worker", finger_matcher=matcher)
     client = MqttClient(settings.mqtt, "admin-console")
-    a = Admin(client, embedded_store, worker)
+    a = Admin(client, store, worker)
 
     async def on_reply(msg: IncomingMessage) -> None:
         reply = AdminReply.model_validate_json(msg.payload)
@@ -70,6 +91,13 @@ async def admin(tmp_path: Path, broker: BrokerInfo, embedded_store: Store,
         worker.stop()
         client.stop()
         await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 15)
+
+
+@pytest.fixture
+async def admin(tmp_path: Path, broker: BrokerInfo, embedded_store: Store,
+                hasher: KeyedHasher) -> AsyncIterator[Admin]:
+    async with running_admin(tmp_path, broker, embedded_store, hasher, matcher=RidgeMatcher()) as a:
+        yield a
 
 
 async def _resident(admin: Admin, user_id: str, name: str) -> None:
@@ -142,3 +170,41 @@ async def test_replayed_command_id_is_applied_once(admin: Admin) -> None:
     assert len(admin.store.query_audit(target="U5")) == 2
     recent = admin.store.query_audit(since=utc_now() - timedelta(minutes=5), until=utc_now() + timedelta(minutes=1))
     assert {r.id for r in recent} >= {"cmd-1", "cmd-2"}
+
+
+async def test_fingerprint_duplicates_through_the_matcher_interface(admin: Admin) -> None:
+    await _resident(admin, "U1", "Kang")
+    await _resident(admin, "U2", "Yoon")
+    finger = b"r1 r2 r3 r4 r5 r6 r7 r8 r9 r10"
+    assert (await admin.send({"action": "add_finger", "user_id": "U1", "sample": b64(finger)})).ok
+    # The same finger read again, one minutia missed: still the same finger.
+    again = b"r1 r2 r3 r4 r5 r6 r7 r8 r9"
+    dup = await admin.send({"action": "add_finger", "user_id": "U2", "sample": b64(again)})
+    assert not dup.ok and dup.sub_code == "FINGER" and dup.matched_user_id == "U1"
+    assert dup.error == "Duplicate Fingerprint (U1)" and dup.error_ko == "중복된 지문 (U1)"
+    assert (await admin.send({"action": "add_finger", "user_id": "U2", "sample": b64(b"x1 x2 x3 x4")})).ok
+    # The same user re-enrolling is fine, up to ten fingerprints.
+    for i in range(9):
+        assert (await admin.send({"action": "add_finger", "user_id": "U1", "sample": b64(again)})).ok, i
+    eleventh = await admin.send({"action": "add_finger", "user_id": "U1", "sample": b64(again)})
+    assert eleventh.error is not None and eleventh.error.startswith("TEMPLATE_LIMIT")
+    smudge = await admin.send({"action": "add_finger", "user_id": "U2", "sample": b64(b"r1")})
+    assert smudge.error is not None and smudge.error.startswith("UNUSABLE_FINGERPRINT")
+    assert admin.store.query_audit(code="USER_DUPLICATE_CREDENTIAL")[0].sub_code == "FINGER"
+
+
+async def test_duplicate_checks_can_be_turned_off_except_for_cards(tmp_path: Path, amqtt_broker: BrokerInfo,
+                                                                   embedded_store: Store,
+                                                                   hasher: KeyedHasher) -> None:
+    async with running_admin(tmp_path, amqtt_broker, embedded_store, hasher, face_duplicate_check=False) as admin:
+        await _resident(admin, "U1", "Twin A")
+        await _resident(admin, "U2", "Twin B")
+        yao = photos.load(photos.YAO)
+        assert (await admin.send({"action": "add_face", "user_id": "U1", "photo": b64(photos.jpeg(yao))})).ok
+        same_face = b64(photos.jpeg(photos.variants(yao)["flip"]))
+        assert (await admin.send({"action": "add_face", "user_id": "U2", "photo": same_face})).ok
+        assert (await admin.send({"action": "add_card", "user_id": "U1", "acc_id": "C-9"})).ok
+        card = await admin.send({"action": "add_card", "user_id": "U2", "acc_id": "C-9"})
+        assert card.sub_code == "CARD"  # there is no setting that turns the card check off
+        no_reader = await admin.send({"action": "add_finger", "user_id": "U1", "sample": b64(b"a b c d")})
+        assert no_reader.error is not None and no_reader.error.startswith("NO_FINGERPRINT_MATCHER")
