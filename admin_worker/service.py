@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import re
 from concurrent.futures import ThreadPoolExecutor
 
 from pymongo.errors import PyMongoError
@@ -21,7 +19,7 @@ from messaging import IncomingMessage, MqttClient, NotConnected
 from schemas import topics
 from schemas.admin import AdminCommand, AdminReply
 from schemas.base import new_id
-from schemas.codec import decode
+from schemas.codec import decode, salvage_ids
 from schemas.codes import EventCode
 from schemas.documents import AuditRecord
 from schemas.errors import InvalidPayload, PayloadTooLarge
@@ -30,7 +28,6 @@ from store.keyed_hash import KeyedHasher
 from store.repository import Store
 
 log = logging.getLogger(__name__)
-_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
 
 class AdminWorker:
@@ -137,19 +134,13 @@ class AdminWorker:
         return reply
 
     async def _refuse_malformed(self, payload: bytes, exc: InvalidPayload) -> None:
-        try:
-            data = json.loads(payload)
-        except (ValueError, RecursionError):
-            data = None
-        ids = data if isinstance(data, dict) else {}
-        command_id, admin_id = ids.get("command_id"), ids.get("admin_id")
-        log.warning("malformed admin command %s: %s", command_id if isinstance(command_id, str) else "?", exc)
-        if not (isinstance(command_id, str) and _ID.fullmatch(command_id)
-                and isinstance(admin_id, str) and _ID.fullmatch(admin_id)):
-            return
-        reply = AdminReply(command_id=command_id, ok=False, code=EventCode.ADMIN_COMMAND_REFUSED,
+        ids = salvage_ids(payload, "command_id", "admin_id")
+        log.warning("malformed admin command %s: %s", ids.get("command_id", "?"), exc)
+        if len(ids) != 2:
+            return  # nobody to answer
+        reply = AdminReply(command_id=ids["command_id"], ok=False, code=EventCode.ADMIN_COMMAND_REFUSED,
                            error=f"MALFORMED_COMMAND: {exc}"[:1000])
-        await self._publish(admin_id, reply)
+        await self._publish(ids["admin_id"], reply)
 
     async def _publish(self, admin_id: str, reply: AdminReply) -> None:
         try:

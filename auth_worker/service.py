@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import re
 import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +20,7 @@ from messaging import IncomingMessage, MqttClient, NotConnected
 from schemas import topics
 from schemas.access import AccessRequest, AccessResponse, FaceCredential
 from schemas.base import new_id, utc_now
-from schemas.codec import decode
+from schemas.codec import decode, salvage_ids
 from schemas.codes import CredentialType, EventCode, ReasonCode
 from schemas.documents import AccessEventRecord
 from schemas.errors import InvalidPayload, PayloadTooLarge, TopicError
@@ -33,7 +31,6 @@ from store.repository import Store
 
 log = logging.getLogger(__name__)
 
-_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 _ALERT_EVERY_S = 10.0
 
 
@@ -173,11 +170,8 @@ class AuthWorker:
 
     async def _alert_unknown_face(self, gate_id: str, request_id: str, score: float | None) -> None:
         # The admin is told by push (notifier, issue 5) from this event; rate-limited per gate.
-        now = time.monotonic()
-        key = f"face:{gate_id}"
-        if now - self._last_alert.get(key, -1e9) < self._settings.face.unknown_alert_interval_s:
+        if not self._alert_allowed(f"face:{gate_id}", self._settings.face.unknown_alert_interval_s):
             return
-        self._last_alert[key] = now
         best = "no enrolled faces" if score is None else f"best similarity {score:.2f}"
         alert = AlertEvent(code=EventCode.UNKNOWN_FACE, gate_id=gate_id,
                            detail=f"unregistered face refused (request {request_id}, {best})")
@@ -188,7 +182,7 @@ class AuthWorker:
 
     async def _answer_malformed(self, gate_id: str, payload: bytes, exc: InvalidPayload,
                                 started: float) -> None:
-        request_id = _salvage_request_id(payload)
+        request_id = salvage_ids(payload, "request_id").get("request_id")
         log.warning("gate=%s request=%s malformed: %s", gate_id, request_id or "?", exc)
         if request_id is None:
             await self._alert(gate_id, f"unreadable access request: {exc}")
@@ -237,12 +231,18 @@ class AuthWorker:
         while len(self._answered) > limit:
             self._answered.popitem(last=False)
 
-    async def _alert(self, gate_id: str, detail: str) -> None:
-        # One alert per gate per interval: a gate spewing garbage must not flood operators.
+    def _alert_allowed(self, key: str, interval_s: float) -> bool:
+        """At most one alert per key per interval: a gate spewing garbage or strangers must not flood
+        operators."""
         now = time.monotonic()
-        if now - self._last_alert.get(gate_id, -_ALERT_EVERY_S) < _ALERT_EVERY_S:
+        if now - self._last_alert.get(key, -float("inf")) < interval_s:
+            return False
+        self._last_alert[key] = now
+        return True
+
+    async def _alert(self, gate_id: str, detail: str) -> None:
+        if not self._alert_allowed(f"malformed:{gate_id}", _ALERT_EVERY_S):
             return
-        self._last_alert[gate_id] = now
         alert = AlertEvent(code=EventCode.MALFORMED_MESSAGE, gate_id=gate_id, detail=detail[:1000])
         try:
             await self.mqtt.publish(topics.alert_event("malformed_request"), alert)
@@ -258,16 +258,3 @@ def _warm_up(engine: FaceEngine) -> None:
         engine.embed_image(np.zeros((480, 640, 3), dtype=np.uint8))
     except FaceError:
         pass
-
-
-def _salvage_request_id(payload: bytes) -> str | None:
-    """The request id of a request that failed validation, if one can be read safely."""
-    try:
-        data = json.loads(payload)
-    except (ValueError, RecursionError):
-        return None
-    if isinstance(data, dict):
-        rid = data.get("request_id")
-        if isinstance(rid, str) and _ID.fullmatch(rid):
-            return rid
-    return None

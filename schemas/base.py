@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Literal
@@ -12,7 +13,14 @@ SCHEMA_VERSION: Literal[1] = 1
 
 # Ids travel in topics and logs: keep them to a safe alphabet so no id can smuggle
 # a topic separator, an MQTT wildcard or a control character.
-Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
+IDENTIFIER_PATTERN = r"[A-Za-z0-9_.:-]{1,64}"
+Identifier = Annotated[str, StringConstraints(pattern=f"^{IDENTIFIER_PATTERN}$")]
+_IDENTIFIER = re.compile(IDENTIFIER_PATTERN)
+
+
+def is_identifier(value: object) -> bool:
+    """True for a string that is a valid Passage id (whole string: no trailing newline sneaks by)."""
+    return isinstance(value, str) and _IDENTIFIER.fullmatch(value) is not None
 ShortText = Annotated[str, StringConstraints(max_length=200)]
 
 

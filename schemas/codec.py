@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from schemas.base import is_identifier
 from schemas.errors import InvalidPayload, PayloadTooLarge
 from schemas.topics import MAX_DEFAULT_BYTES
 
@@ -27,3 +29,15 @@ def decode(model: type[M], payload: bytes, limit: int = MAX_DEFAULT_BYTES) -> M:
         # Only locations and messages: the input values may hold card ids or PINs.
         errors = [f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()]
         raise InvalidPayload(model.__name__, errors) from None
+
+
+def salvage_ids(payload: bytes, *fields: str) -> dict[str, str]:
+    """From a payload that failed validation, the named fields that hold valid ids, so the sender
+    can still be answered. Never raises: anything unreadable yields nothing."""
+    try:
+        data = json.loads(payload)
+    except (ValueError, RecursionError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {f: data[f] for f in fields if is_identifier(data.get(f))}

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import re
-
+from schemas.base import is_identifier
 from schemas.errors import TopicError
-
-_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
 ACCESS_REQUEST_FILTER = "access/request/+"
 SHARED_GROUP = "auth"
@@ -21,7 +18,7 @@ MAX_GATE_LOG_BYTES = 1024 * 1024
 
 
 def _checked(gate_id: str) -> str:
-    if not _ID.fullmatch(gate_id):
+    if not is_identifier(gate_id):
         raise TopicError(f"not a valid id: {gate_id[:80]!r}")
     return gate_id
 

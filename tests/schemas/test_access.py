@@ -106,3 +106,14 @@ def test_response_must_be_consistent() -> None:
     ok = AccessResponse(request_id="r", gate_id="g", granted=False, reason=ReasonCode.USER_INACTIVE,
                         latency_ms=0.2)
     assert decode(AccessResponse, encode(ok)) == ok
+
+
+def test_salvage_ids_reads_only_valid_ids() -> None:
+    from schemas.codec import salvage_ids
+
+    assert salvage_ids(b'{"request_id": "r-1", "gate_id": 5}', "request_id", "gate_id") == {"request_id": "r-1"}
+    assert salvage_ids(b'{"request_id": "r\\n"}', "request_id") == {}  # no trailing newline sneaks by
+    assert salvage_ids(b'{"request_id": "a/#"}', "request_id") == {}
+    assert salvage_ids(b"[1, 2]", "request_id") == {}
+    assert salvage_ids(b"\xff garbage", "request_id") == {}
+    assert salvage_ids(b"[" * 100_000, "request_id") == {}  # too deep to parse: nothing, no crash
