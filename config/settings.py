@@ -118,6 +118,52 @@ class EnrollSettings(Section):
     max_fingers_per_user: int = Field(default=10, ge=1, le=20)
 
 
+class VisitorSettings(Section):
+    """Visitor passes: policy (visitor_worker) and the key that signs the QR tokens."""
+
+    # Ed25519 private key (PEM). Unset: generated once into data_dir/keys/pass_signing.pem.
+    signing_key_file: Path | None = None
+    max_window_s: int = Field(default=7 * 24 * 3600, ge=60)
+    max_active_passes_per_unit: int = Field(default=20, ge=1)
+    max_uses: int = Field(default=20, ge=1, le=100)
+
+
+class BridgeSettings(Section):
+    """The residents' HTTP visitor API (visitor_api)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8081, ge=0, le=65535)
+    # HS256 key for residents' JWTs. Unset: generated once into data_dir/keys/bridge_jwt.key.
+    jwt_secret: SecretStr | None = None
+    jwt_ttl_s: int = Field(default=3600, ge=60)
+    reply_timeout_s: float = Field(default=5.0, gt=0)
+    rate_limit_per_minute: int = Field(default=60, ge=1)
+
+
+class ConsoleSettings(Section):
+    """The admin web console."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    # Signs session cookies. Unset: generated once into data_dir/keys/console_session.key.
+    session_secret: SecretStr | None = None
+    session_ttl_s: int = Field(default=8 * 3600, ge=60)
+    reply_timeout_s: float = Field(default=10.0, gt=0)
+
+
+class NotifySettings(Section):
+    """Where notifications go. `local` logs and publishes on events/notify/{recipient}."""
+
+    channels: list[Literal["local", "fcm", "slack", "email", "sms"]] = ["local"]
+
+
+class MonitorSettings(Section):
+    """Gate liveness (monitor): how long a gate may be silent before admins are alerted."""
+
+    offline_alert_delay_s: float = Field(default=10.0, ge=0)
+    ping_interval_s: float = Field(default=5.0, gt=0)
+
+
 class Settings(BaseSettings):
     """Everything configurable, with defaults that run on one machine."""
 
@@ -138,6 +184,11 @@ class Settings(BaseSettings):
     gate: GateSettings = GateSettings()
     face: FaceSettings = FaceSettings()
     enroll: EnrollSettings = EnrollSettings()
+    visitor: VisitorSettings = VisitorSettings()
+    bridge: BridgeSettings = BridgeSettings()
+    console: ConsoleSettings = ConsoleSettings()
+    notify: NotifySettings = NotifySettings()
+    monitor: MonitorSettings = MonitorSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -9,6 +9,8 @@ ACCESS_REQUEST_FILTER = "access/request/+"
 SHARED_GROUP = "auth"
 EVENTS_FILTER = "events/#"
 GATE_STATUS_FILTER = "gates/+/status"
+GATE_LOGS_FILTER = "gates/+/logs"
+GATE_HEARTBEAT_FILTER = "gates/+/heartbeat"
 
 # Per-topic payload limits. A face JPEG (2 MiB) travels base64-encoded in JSON.
 MAX_ACCESS_REQUEST_BYTES = 3 * 1024 * 1024
@@ -43,6 +45,20 @@ def gate_logs(gate_id: str) -> str:
     return f"gates/{_checked(gate_id)}/logs"
 
 
+def gate_logs_ack(gate_id: str) -> str:
+    """Server -> gate: which uploaded offline decisions are stored (the gate may drop them)."""
+    return f"gates/{_checked(gate_id)}/logs/ack"
+
+
+def gate_ping(gate_id: str) -> str:
+    """Server -> gate liveness probe; the gate answers on gate_heartbeat."""
+    return f"gates/{_checked(gate_id)}/ping"
+
+
+def gate_heartbeat(gate_id: str) -> str:
+    return f"gates/{_checked(gate_id)}/heartbeat"
+
+
 ADMIN_COMMAND = "admin/command"
 VISITOR_REGISTER = "visitor/register"
 
@@ -71,6 +87,15 @@ def alert_event(kind: str) -> str:
     return f"events/alert/{_checked(kind)}"
 
 
+def notify_event(recipient_id: str) -> str:
+    """The local notifier channel: one topic per recipient (admin or resident)."""
+    return f"events/notify/{_checked(recipient_id)}"
+
+
+def visitor_event(pass_id: str) -> str:
+    return f"events/visitor/{_checked(pass_id)}"
+
+
 def shared(topic_filter: str, group: str = SHARED_GROUP) -> str:
     """The MQTT 5 shared-subscription form of a filter, so N workers split the load."""
     return f"$share/{group}/{topic_filter}"
@@ -96,9 +121,21 @@ def gate_of_access_response(topic: str) -> str:
 
 
 def gate_of_status(topic: str) -> str:
+    return _gate_under(topic, "status")
+
+
+def gate_of_logs(topic: str) -> str:
+    return _gate_under(topic, "logs")
+
+
+def gate_of_heartbeat(topic: str) -> str:
+    return _gate_under(topic, "heartbeat")
+
+
+def _gate_under(topic: str, leaf: str) -> str:
     parts = topic.split("/")
-    if len(parts) != 3 or parts[0] != "gates" or parts[2] != "status":
-        raise TopicError(f"not a gate status topic: {topic[:80]!r}")
+    if len(parts) != 3 or parts[0] != "gates" or parts[2] != leaf:
+        raise TopicError(f"not a gates/+/{leaf} topic: {topic[:80]!r}")
     return _checked(parts[1])
 
 

@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
-# Runs the test suite on a fresh machine: installs Debian's mosquitto if it is missing, installs
+# Runs the test suite on a fresh machine: installs the Debian packages it needs if missing, installs
 # Passage with its test extras into .venv, then runs pytest (arguments are passed on to pytest).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then
+# System packages the tests use: the Mosquitto broker, libzbar (QR reading) and Chromium (console
+# browser tests; Playwright drives /usr/bin/chromium and never downloads a browser).
+missing=()
+[ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null 2>&1 || missing+=(mosquitto)
+ldconfig -p 2>/dev/null | grep -q 'libzbar\.so\.0' || missing+=(libzbar0)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""
   if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq mosquitto >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 if [ ! -x .venv/bin/python ]; then

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
-import secrets
 from pathlib import Path
 
+from config.key_files import secret_text
 from schemas.codes import CredentialType
-
-_KEY_BYTES = 32
 
 
 class KeyedHasher:
@@ -42,9 +39,4 @@ class KeyedHasher:
     @classmethod
     def from_key_file(cls, path: Path) -> KeyedHasher:
         """Load the key at `path`, creating it (mode 0600) on first use."""
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(secrets.token_hex(_KEY_BYTES))
-        return cls.from_secret(path.read_text().strip())
+        return cls.from_secret(secret_text(path))

@@ -1,0 +1,1 @@
+"""Operator and resident accounts: argon2id password hashes, API keys, the account store."""

@@ -1,0 +1,1 @@
+"""The admin web console: server-rendered pages that talk to admin_worker over MQTT."""

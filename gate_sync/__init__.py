@@ -1,0 +1,1 @@
+"""Server side of gate offline operation: allow-list sync to gates and offline log intake."""

@@ -1,0 +1,1 @@
+"""Site PKI and broker access: CA and device certificates, passwords and topic ACLs."""

@@ -1,0 +1,1 @@
+"""The residents' visitor API bridge: HTTP in, `visitor/register` out, nothing decided here."""
