@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import AwareDatetime, Field, StringConstraints
 
 from schemas.access import MAX_FACE_JPEG_BYTES, CardId
 from schemas.base import Identifier, Message, ShortText, StrictModel
 from schemas.codes import EventCode
 from schemas.documents import UserKind, WeeklySchedule
+
+Pin = Annotated[str, StringConstraints(pattern=r"^[0-9]{4,12}$")]
 
 
 class CreateUser(StrictModel):
@@ -73,6 +75,58 @@ class AddFinger(StrictModel):
     sample: Annotated[bytes, Field(min_length=1, max_length=256 * 1024)]
 
 
+class SetPin(StrictModel):
+    """Set (or replace) the user's keypad PIN; with their unit code it is unique on the site."""
+
+    action: Literal["set_pin"] = "set_pin"
+    user_id: Identifier
+    pin: Pin
+
+    def __repr__(self) -> str:
+        return f"SetPin(user_id={self.user_id!r}, pin=<redacted>)"
+
+    __str__ = __repr__
+
+
+class ListUsers(StrictModel):
+    """Query users: by building / unit (exact), text (id or name prefix, case-insensitive)."""
+
+    action: Literal["list_users"] = "list_users"
+    building: ShortText | None = None
+    unit: ShortText | None = None
+    text: Annotated[str, StringConstraints(max_length=100)] | None = None
+    active_only: bool = False
+    limit: int = Field(default=100, ge=1, le=500)
+    offset: int = Field(default=0, ge=0)
+
+
+class QueryAudit(StrictModel):
+    """Query the audit trail by target user, event code and time range, newest first."""
+
+    action: Literal["query_audit"] = "query_audit"
+    target: Identifier | None = None
+    code: EventCode | None = None
+    since: AwareDatetime | None = None
+    until: AwareDatetime | None = None
+    limit: int = Field(default=100, ge=1, le=500)
+
+
+class ImportResidents(StrictModel):
+    """Bulk create residents (and their cards) from CSV. All rows are checked first; if any row
+    fails, nothing is applied and the reply lists every row's outcome.
+
+    Columns (header required): user_id,name,building,unit,phone,groups,card_id
+    (groups separated by `;`; phone, groups and card_id may be empty).
+    """
+
+    action: Literal["import_residents"] = "import_residents"
+    csv: Annotated[str, StringConstraints(min_length=1, max_length=1024 * 1024)]
+    dry_run: bool = False
+
+    def __repr__(self) -> str:
+        return f"ImportResidents(bytes={len(self.csv)}, dry_run={self.dry_run})"
+
+
 class DefineGate(StrictModel):
     action: Literal["define_gate"] = "define_gate"
     gate_id: Identifier
@@ -90,7 +144,7 @@ class DefineAccessGroup(StrictModel):
 
 AdminAction = Annotated[
     CreateUser | UpdateUser | DeactivateUser | DeleteUser | AddCard | RemoveCard | AddFace | AddFinger
-    | DefineGate | DefineAccessGroup,
+    | SetPin | DefineGate | DefineAccessGroup | ListUsers | QueryAudit | ImportResidents,
     Field(discriminator="action"),
 ]
 
@@ -103,7 +157,53 @@ class AdminCommand(Message):
     command: AdminAction
 
 
+# Read-only actions: answered, never audited or replayed from the audit trail.
+QUERY_ACTIONS = frozenset({"list_users", "query_audit"})
+
 DuplicateKind = Literal["CARD", "FACE", "FINGER"]
+
+
+class UserView(StrictModel):
+    """A user as the console lists them: no credential values, only what they hold."""
+
+    id: Identifier
+    name: ShortText
+    kind: UserKind
+    building: ShortText | None = None
+    unit: ShortText | None = None
+    phone: ShortText | None = None
+    groups: list[Identifier] = []
+    active: bool
+    cards: int = 0
+    faces: int = 0
+    fingers: int = 0
+    has_pin: bool = False
+
+
+class AuditView(StrictModel):
+    id: Identifier
+    ts: AwareDatetime
+    actor: Identifier
+    action: ShortText
+    target: Identifier | None = None
+    ok: bool
+    code: ShortText
+    sub_code: ShortText | None = None
+    matched_user_id: Identifier | None = None
+    detail: Annotated[str, StringConstraints(max_length=1000)] | None = None
+
+
+ImportOutcome = Literal["OK", "INVALID", "USER_EXISTS", "DUPLICATE_CARD", "DUPLICATE_IN_FILE", "UNKNOWN_GROUP"]
+
+
+class ImportRow(StrictModel):
+    """One CSV row's outcome (row 1 is the first line after the header)."""
+
+    row: int = Field(ge=1)
+    user_id: ShortText | None = None
+    outcome: ImportOutcome
+    error: Annotated[str, StringConstraints(max_length=500)] | None = None
+    matched_user_id: Identifier | None = None
 
 
 class AdminReply(Message):
@@ -118,3 +218,8 @@ class AdminReply(Message):
     sub_code: DuplicateKind | None = None
     matched_user_id: Identifier | None = None
     matched_user_name: ShortText | None = None
+    # Query and import results.
+    users: list[UserView] = []
+    total: int | None = None
+    audit: list[AuditView] = []
+    import_rows: list[ImportRow] = []
