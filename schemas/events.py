@@ -52,3 +52,25 @@ class EnrollEvent(Message):
     ok: bool
     sub_code: Annotated[str, StringConstraints(max_length=16)] | None = None
     matched_user_id: Identifier | None = None
+
+
+class VisitorEvent(Message):
+    """A visitor pass was issued, used or revoked, on `events/visitor/{pass_id}`; tells the resident."""
+
+    code: EventCode
+    pass_id: Identifier
+    resident_id: Identifier
+    visitor_name: Annotated[str, StringConstraints(max_length=200)]
+    gate_id: Identifier | None = None
+    uses: int = Field(default=0, ge=0)
+    max_uses: int = Field(default=1, ge=1)
+
+
+class NotificationEvent(Message):
+    """What the local notifier channel publishes on `events/notify/{recipient_id}`."""
+
+    code: EventCode = EventCode.NOTIFICATION
+    recipient_id: Identifier
+    title: Annotated[str, StringConstraints(max_length=200)]
+    body: Annotated[str, StringConstraints(max_length=2000)]
+    data: dict[str, Annotated[str, StringConstraints(max_length=2048)]] = {}

@@ -54,3 +54,19 @@ class GateLogBatch(Message):
 
     gate_id: Identifier
     decisions: list[OfflineDecision] = Field(max_length=1000)
+
+
+class GatePing(Message):
+    """Server -> gate on `gates/{gate_id}/ping`: answer with a heartbeat carrying `ping_id`."""
+
+    gate_id: Identifier
+    ping_id: Identifier
+
+
+class GateHeartbeat(Message):
+    """Gate -> server on `gates/{gate_id}/heartbeat`, answering a ping (or unsolicited)."""
+
+    gate_id: Identifier
+    ping_id: Identifier | None = None
+    cache_version: int = Field(default=0, ge=0)
+    queued_offline: int = Field(default=0, ge=0)

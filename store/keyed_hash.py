@@ -40,3 +40,8 @@ class KeyedHasher:
     def from_key_file(cls, path: Path) -> KeyedHasher:
         """Load the key at `path`, creating it (mode 0600) on first use."""
         return cls.from_secret(secret_text(path))
+
+
+def pin_secret(unit: str | None, pin: str) -> str:
+    """What a PIN is hashed as: scoped by unit code, so two units may share a PIN but one unit may not."""
+    return f"{(unit or '').strip().upper()}\x00{pin}"
