@@ -6,17 +6,21 @@ applied one at a time and two enrollments of the same face cannot both pass the 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 
 from admin_worker.errors import (
+    CommandRefused,
     CredentialNotFound,
     DuplicateCredential,
     NoMatcher,
+    PinUnavailable,
     TooManyTemplates,
     UnusableFingerprint,
     UnusablePhoto,
     UserExists,
     UserNotFound,
+    WeakPin,
 )
 from admin_worker.fingerprint import FingerprintMatcher, UnusableSample
 from config.settings import EnrollSettings, FaceSettings
@@ -35,13 +39,14 @@ from schemas.admin import (
     DefineGate,
     DeleteUser,
     RemoveCard,
+    SetPin,
     UpdateUser,
 )
 from schemas.base import new_id
 from schemas.codes import CredentialType
 from schemas.documents import AccessGroup, FingerTemplate, Gate, StoredCredential, User
 from store import errors as store_errors
-from store.keyed_hash import KeyedHasher
+from store.keyed_hash import KeyedHasher, pin_secret
 from store.repository import Store
 
 
@@ -94,6 +99,8 @@ class CommandProcessor:
                 return self._add_face(action)
             case AddFinger():
                 return self._add_finger(action)
+            case SetPin():
+                return self._set_pin(action)
             case DefineGate():
                 self._store.put_gate(Gate(id=action.gate_id, name=action.name, building=action.building))
                 return action.gate_id
@@ -101,7 +108,7 @@ class CommandProcessor:
                 self._store.put_access_group(AccessGroup(id=action.group_id, name=action.name,
                                                          gate_ids=action.gate_ids, schedule=action.schedule))
                 return action.group_id
-        raise AssertionError(f"unhandled action {action!r}")  # the schema's union is exhaustive
+        raise CommandRefused(f"{action.action} is not a store change")  # queries and imports go elsewhere
 
     def _user(self, user_id: str) -> User:
         user = self._store.get_user(user_id)
@@ -127,6 +134,26 @@ class CommandProcessor:
                                                         key_id=self._hasher.key_id))
         except store_errors.DuplicateCredential as exc:  # lost a race with another worker
             raise DuplicateCredential("CARD", exc.owner_id, self._owner_name(exc.owner_id)) from None
+        return action.user_id
+
+    def _set_pin(self, action: SetPin) -> str:
+        user = self._user(action.user_id)
+        if _weak(action.pin):
+            raise WeakPin("PIN is a repeated digit or a run (like 1234): choose another")
+        key = self._hasher.lookup_key(CredentialType.PIN, pin_secret(user.unit, action.pin))
+        existing = self._store.find_credential(CredentialType.PIN, key)
+        if existing is not None and existing.user_id != action.user_id:
+            raise PinUnavailable("another person in this unit uses that PIN: choose another")
+        if existing is None:
+            # The new PIN is stored before the old one goes, so a failure never leaves the user without one.
+            new_id_ = f"pin-{new_id()[:16]}"
+            try:
+                self._store.add_credential(StoredCredential(id=new_id_, kind=CredentialType.PIN,
+                                                            user_id=action.user_id, lookup_key=key,
+                                                            key_id=self._hasher.key_id))
+            except store_errors.DuplicateCredential:
+                raise PinUnavailable("another person in this unit uses that PIN: choose another") from None
+            self._store.remove_credentials_of(action.user_id, CredentialType.PIN, keep_id=new_id_)
         return action.user_id
 
     def _add_face(self, action: AddFace) -> str:
@@ -172,3 +199,9 @@ class CommandProcessor:
         self._store.add_finger_template(FingerTemplate(id=f"finger-{new_id()[:16]}", user_id=action.user_id,
                                                        matcher_id=matcher.matcher_id, template=template))
         return action.user_id
+
+
+def _weak(pin: str) -> bool:
+    """Repeated digits (0000) or a run up or down (1234, 9876): the first PINs anyone tries."""
+    steps = {(int(b) - int(a)) % 10 for a, b in itertools.pairwise(pin)}
+    return len(steps) == 1 and steps <= {0, 1, 9}

@@ -55,3 +55,19 @@ class DuplicateCredential(CommandRefused):
         self.owner_id = owner_id
         self.owner_name = owner_name
         self.message_ko = f"중복된 {korean} ({owner_id})"
+
+
+class BadImportFile(CommandRefused):
+    """The CSV file as a whole is unusable (header, size), or could not be applied whole."""
+
+    code = "BAD_IMPORT_FILE"
+
+
+class PinUnavailable(CommandRefused):
+    """The PIN is taken within the user's unit (which holder is not said: that would reveal their PIN)."""
+
+    code = "PIN_UNAVAILABLE"
+
+
+class WeakPin(CommandRefused):
+    code = "WEAK_PIN"

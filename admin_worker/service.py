@@ -8,16 +8,18 @@ from concurrent.futures import ThreadPoolExecutor
 
 from pymongo.errors import PyMongoError
 
+from admin_worker import queries
 from admin_worker.commands import CommandProcessor
 from admin_worker.errors import CommandRefused, DuplicateCredential
 from admin_worker.fingerprint import FingerprintMatcher
+from admin_worker.importer import ResidentImporter
 from config.settings import Settings
 from face_engine.errors import FaceError
 from face_engine.pipeline import FaceEngine
 from face_engine.sync import FaceIndexSync
 from messaging import IncomingMessage, MqttClient, NotConnected
 from schemas import topics
-from schemas.admin import AdminCommand, AdminReply
+from schemas.admin import QUERY_ACTIONS, AdminCommand, AdminReply, ImportResidents, ListUsers, QueryAudit
 from schemas.base import new_id
 from schemas.codec import decode, salvage_ids
 from schemas.codes import EventCode
@@ -90,7 +92,7 @@ class AdminWorker:
             reply = AdminReply(command_id=command.command_id, ok=False, code=EventCode.ADMIN_COMMAND_REFUSED,
                                error=f"STORE_UNAVAILABLE: try again ({type(exc).__name__})")
         await self._publish(command.admin_id, reply)
-        if reply.code is not None:
+        if reply.code is not None and command.command.action not in QUERY_ACTIONS:
             event = EnrollEvent(code=reply.code, command_id=command.command_id, admin_id=command.admin_id,
                                 action=command.command.action, target=reply.subject_id, ok=reply.ok,
                                 sub_code=reply.sub_code, matched_user_id=reply.matched_user_id)
@@ -102,6 +104,8 @@ class AdminWorker:
 
     def _execute(self, command: AdminCommand) -> AdminReply:
         """Apply and audit (blocking). A replayed command id gets its first reply back, unchanged."""
+        if isinstance(command.command, ListUsers | QueryAudit):
+            return queries.answer(self._store, command.command_id, command.command)
         previous = self._store.get_audit(command.command_id)
         if previous is not None:
             log.info("command=%s replayed: answering with the recorded reply", command.command_id)
@@ -111,9 +115,12 @@ class AdminWorker:
         target = getattr(action, "user_id", None) or getattr(action, "gate_id", None) or getattr(
             action, "group_id", None)
         try:
-            subject = self._processor.apply(action)
-            reply = AdminReply(command_id=command.command_id, ok=True, code=EventCode.ADMIN_COMMAND_DONE,
-                               subject_id=subject)
+            if isinstance(action, ImportResidents):
+                reply = self._import(command.command_id, action)
+            else:
+                subject = self._processor.apply(action)
+                reply = AdminReply(command_id=command.command_id, ok=True, code=EventCode.ADMIN_COMMAND_DONE,
+                                   subject_id=subject)
         except DuplicateCredential as dup:
             reply = AdminReply(command_id=command.command_id, ok=False, code=EventCode.USER_DUPLICATE_CREDENTIAL,
                                error=str(dup), error_ko=dup.message_ko, subject_id=target, sub_code=dup.kind,
@@ -132,6 +139,16 @@ class AdminWorker:
             if first is not None:
                 return AdminReply.model_validate_json(first.reply_json)
         return reply
+
+    def _import(self, command_id: str, action: ImportResidents) -> AdminReply:
+        result = ResidentImporter(self._store, self._hasher).run(action.csv, action.dry_run)
+        total = len(result.rows)
+        if result.failed:
+            return AdminReply(command_id=command_id, ok=False, code=EventCode.ADMIN_COMMAND_REFUSED,
+                              error=f"IMPORT_REFUSED: {result.failed} of {total} rows failed; nothing imported",
+                              import_rows=result.rows, total=total)
+        return AdminReply(command_id=command_id, ok=True, code=EventCode.ADMIN_COMMAND_DONE,
+                          import_rows=result.rows, total=total)
 
     async def _refuse_malformed(self, payload: bytes, exc: InvalidPayload) -> None:
         ids = salvage_ids(payload, "command_id", "admin_id")

@@ -12,6 +12,7 @@ from messaging import IncomingMessage, MqttClient
 from schemas import topics
 from schemas.admin import AdminAction, AdminCommand, AdminReply
 from schemas.base import new_id
+from schemas.codec import decode
 
 
 def describe(action: str, reply: AdminReply) -> str:
@@ -23,12 +24,12 @@ def describe(action: str, reply: AdminReply) -> str:
 
 
 async def send_commands(settings: Settings, admin_id: str, actions: list[AdminAction],
-                        timeout: float = 30.0) -> list[AdminReply]:
-    """Send each action in turn, stop at the first refusal; print and return the replies."""
+                        timeout: float = 30.0, quiet: bool = False) -> list[AdminReply]:
+    """Send each action in turn, stop at the first refusal; print (unless quiet) and return the replies."""
     replies: dict[str, asyncio.Future[AdminReply]] = {}
 
     async def on_reply(msg: IncomingMessage) -> None:
-        reply = AdminReply.model_validate_json(msg.payload)
+        reply = decode(AdminReply, msg.payload, topics.MAX_ADMIN_REPLY_BYTES)
         future = replies.get(reply.command_id)
         if future is not None and not future.done():
             future.set_result(reply)
@@ -49,7 +50,8 @@ async def send_commands(settings: Settings, admin_id: str, actions: list[AdminAc
             except TimeoutError:
                 raise click.ClickException(f"no reply to {action.action} within {timeout:.0f}s: "
                                            "is an admin worker running (passage admin serve / passage up)?") from None
-            click.echo(describe(action.action, reply))
+            if not quiet or not reply.ok:
+                click.echo(describe(action.action, reply))
             done.append(reply)
             if not reply.ok:
                 break
@@ -64,3 +66,32 @@ async def send_commands(settings: Settings, admin_id: str, actions: list[AdminAc
 def action(data: dict[str, Any]) -> AdminAction:
     """Validate one action dict with the schema (typed errors before anything is sent)."""
     return AdminCommand.model_validate({"command_id": "cli", "admin_id": "cli", "command": data}).command
+
+
+def print_users(reply: AdminReply) -> None:
+    click.echo(f"{'ID':<16} {'NAME':<24} {'BLDG':<6} {'UNIT':<6} CARDS FACES PIN ACTIVE")
+    for u in reply.users:
+        click.echo(f"{u.id:<16} {u.name[:24]:<24} {u.building or '-':<6} {u.unit or '-':<6} {u.cards:>5} "
+                   f"{u.faces:>5} {'yes' if u.has_pin else 'no':>3} {'yes' if u.active else 'no'}")
+    click.echo(f"{len(reply.users)} of {reply.total} users")
+
+
+def print_audit(reply: AdminReply) -> None:
+    for a in reply.audit:
+        extra = f" {a.sub_code} matched={a.matched_user_id}" if a.sub_code else ""
+        detail = f" ({a.detail})" if a.detail else ""
+        click.echo(f"{a.ts.astimezone():%Y-%m-%d %H:%M:%S} {a.actor:<12} {a.action:<18} {a.target or '-':<14} "
+                   f"{a.code}{extra}{detail}")
+    click.echo(f"{len(reply.audit)} records")
+
+
+def print_import(reply: AdminReply, dry_run: bool) -> None:
+    for r in reply.import_rows:
+        if r.outcome != "OK":
+            owner = f" (held by {r.matched_user_id})" if r.matched_user_id else ""
+            click.echo(f"row {r.row:>5} {r.user_id or '-':<16} {r.outcome}: {r.error or ''}{owner}")
+    good = sum(1 for r in reply.import_rows if r.outcome == "OK")
+    if reply.ok:
+        click.echo(f"{good} rows {'would be imported (dry run)' if dry_run else 'imported'}")
+    else:
+        click.echo(f"{reply.error}")

@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 from collections.abc import Coroutine
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -200,6 +201,88 @@ def admin_deactivate(settings: Settings, user_id: str, admin_id: str) -> None:
 
     replies = _run(send_commands(settings, admin_id, [action({"action": "deactivate_user",
                                                                "user_id": user_id})])) or []
+    sys.exit(0 if replies and replies[0].ok else 1)
+
+
+@admin.command("set-pin")
+@click.option("--user", "user_id", required=True)
+@click.option("--pin", prompt=True, hide_input=True, confirmation_prompt=True, help="Prompted if omitted.")
+@_ADMIN_ID
+@click.pass_obj
+def admin_set_pin(settings: Settings, user_id: str, pin: str, admin_id: str) -> None:
+    """Set a user's keypad PIN (unique within their unit; weak PINs refused)."""
+    from cli.admin_cli import action, send_commands
+
+    try:
+        act = action({"action": "set_pin", "user_id": user_id, "pin": pin})
+    except ValueError:
+        raise click.UsageError("a PIN is 4 to 12 digits") from None
+    replies = _run(send_commands(settings, admin_id, [act])) or []
+    sys.exit(0 if replies and replies[0].ok else 1)
+
+
+@admin.command("list")
+@click.option("--building")
+@click.option("--unit")
+@click.option("--text", help="Id or name prefix (any case).")
+@click.option("--limit", type=int, default=100, show_default=True)
+@_ADMIN_ID
+@click.pass_obj
+def admin_list(settings: Settings, building: str | None, unit: str | None, text: str | None, limit: int,
+               admin_id: str) -> None:
+    """List users, by building / unit / name."""
+    from cli.admin_cli import action, print_users, send_commands
+
+    replies = _run(send_commands(settings, admin_id, [action({"action": "list_users", "building": building,
+                                                               "unit": unit, "text": text, "limit": limit})],
+                                 quiet=True)) or []
+    if replies and replies[0].ok:
+        print_users(replies[0])
+    sys.exit(0 if replies and replies[0].ok else 1)
+
+
+@admin.command("audit")
+@click.option("--user", "target", help="Records about this user (as target or as matched owner).")
+@click.option("--code", help="Event code, e.g. USER_DUPLICATE_CREDENTIAL.")
+@click.option("--since", type=click.DateTime(), help="Local time (ISO), inclusive.")
+@click.option("--until", type=click.DateTime(), help="Local time (ISO), exclusive.")
+@click.option("--limit", type=int, default=100, show_default=True)
+@_ADMIN_ID
+@click.pass_obj
+def admin_audit(settings: Settings, target: str | None, code: str | None, since: datetime | None,
+                until: datetime | None, limit: int, admin_id: str) -> None:
+    """Query the audit trail, newest first."""
+    from cli.admin_cli import action, print_audit, send_commands
+
+    try:
+        act = action({"action": "query_audit", "target": target, "code": code, "limit": limit,
+                      "since": since.astimezone().isoformat() if since else None,
+                      "until": until.astimezone().isoformat() if until else None})
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    replies = _run(send_commands(settings, admin_id, [act], quiet=True)) or []
+    if replies and replies[0].ok:
+        print_audit(replies[0])
+    sys.exit(0 if replies and replies[0].ok else 1)
+
+
+@admin.command("import")
+@click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Check every row, change nothing.")
+@_ADMIN_ID
+@click.pass_obj
+def admin_import(settings: Settings, csv_file: Path, dry_run: bool, admin_id: str) -> None:
+    """Import residents from CSV (user_id,name,building,unit,phone,groups,card_id): all rows or none."""
+    from cli.admin_cli import action, print_import, send_commands
+
+    try:
+        act = action({"action": "import_residents", "csv": csv_file.read_text(encoding="utf-8-sig"),
+                      "dry_run": dry_run})
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise click.UsageError(f"{csv_file}: {exc}") from None
+    replies = _run(send_commands(settings, admin_id, [act], quiet=True)) or []
+    if replies:
+        print_import(replies[0], dry_run)
     sys.exit(0 if replies and replies[0].ok else 1)
 
 

@@ -159,4 +159,5 @@ class AuditRecord(Document):
     sub_code: ShortText | None = None
     matched_user_id: Identifier | None = None
     detail: Annotated[str, StringConstraints(max_length=1000)] | None = None
-    reply_json: Annotated[str, StringConstraints(max_length=8000)]
+    # The reply replayed for a repeated command id; a CSV import report can be large.
+    reply_json: Annotated[str, StringConstraints(max_length=4 * 1024 * 1024)]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import re
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
@@ -65,6 +67,14 @@ class Store:
                                         name="event_subject_time")
 
     # users -------------------------------------------------------------------------------
+    def insert_user(self, user: User) -> bool:
+        """Create `user`; False (and nothing written) if the id is taken."""
+        try:
+            self.users.insert_one(user.to_mongo())
+        except DuplicateKeyError:
+            return False
+        return True
+
     def put_user(self, user: User) -> None:
         self.users.replace_one({"_id": user.id}, user.to_mongo(), upsert=True)
 
@@ -78,6 +88,35 @@ class Store:
     def iter_users(self) -> Iterator[User]:
         for doc in self.users.find():
             yield User.from_mongo(doc)
+
+    def query_users(self, *, building: str | None = None, unit: str | None = None, text: str | None = None,
+                    active_only: bool = False, limit: int = 100, offset: int = 0) -> tuple[list[User], int]:
+        """Users matching building / unit exactly and `text` as an id or name prefix (any case),
+        ordered by building, unit, id; returns a page and the total count."""
+        query: Doc = {}
+        if building:
+            query["building"] = building
+        if unit:
+            query["unit"] = unit
+        if active_only:
+            query["active"] = True
+        if text:
+            prefix = {"$regex": "^" + re.escape(text), "$options": "i"}
+            query["$or"] = [{"_id": prefix}, {"name": prefix}]
+        total = self.users.count_documents(query)
+        cursor = (self.users.find(query).sort([("building", 1), ("unit", 1), ("_id", 1)])
+                  .skip(offset).limit(limit))
+        return [User.from_mongo(d) for d in cursor], total
+
+    def credential_counts(self, user_ids: list[str]) -> dict[str, Counter[str]]:
+        """Per user: how many credentials of each kind (card, pin, face, finger) they hold."""
+        counts: dict[str, Counter[str]] = {uid: Counter() for uid in user_ids}
+        for doc in self.credentials.find({"user_id": {"$in": user_ids}}, {"user_id": 1, "kind": 1}):
+            counts[doc["user_id"]][doc["kind"]] += 1
+        for collection, kind in ((self.face_templates, "face"), (self.finger_templates, "finger")):
+            for doc in collection.find({"user_id": {"$in": user_ids}}, {"user_id": 1}):
+                counts[doc["user_id"]][kind] += 1
+        return counts
 
     # credentials -------------------------------------------------------------------------
     def add_credential(self, cred: StoredCredential) -> None:
@@ -149,6 +188,13 @@ class Store:
         self.face_templates.delete_many({"user_id": user_id})
         self.finger_templates.delete_many({"user_id": user_id})
         return self.users.delete_one({"_id": user_id}).deleted_count == 1
+
+    def remove_credentials_of(self, user_id: str, kind: CredentialType, keep_id: str | None = None) -> int:
+        """Delete the user's credentials of `kind`, except `keep_id`; returns how many went."""
+        query: Doc = {"user_id": user_id, "kind": kind.value}
+        if keep_id is not None:
+            query["_id"] = {"$ne": keep_id}
+        return self.credentials.delete_many(query).deleted_count
 
     def remove_credential(self, kind: CredentialType, lookup_key: str, user_id: str) -> bool:
         res = self.credentials.delete_one({"kind": kind.value, "lookup_key": lookup_key, "user_id": user_id})

@@ -87,6 +87,21 @@ def test_up_then_gate_card_then_clean_stop(tmp_path: Path) -> None:
         assert dup.returncode == 1
         assert "Duplicate Card (U2001)" in dup.stdout and "중복된 카드 (U2001)" in dup.stdout
         assert "[New Resident]" in dup.stdout
+
+        csv_file = tmp_path / "residents.csv"
+        csv_file.write_text("user_id,name,building,unit,phone,groups,card_id\n"
+                            "U3001,Imported One,A,0301,,residents-A,IMP-CARD-1\n"
+                            "U3002,Imported Two,A,0302,,residents-A,MY-CARD-1\n")
+        refused = passage("admin", "import", str(csv_file))
+        assert refused.returncode == 1 and "DUPLICATE_CARD" in refused.stdout and "U2001" in refused.stdout
+        csv_file.write_text(csv_file.read_text().replace("MY-CARD-1", "IMP-CARD-2"))
+        imported = passage("admin", "import", str(csv_file))
+        assert imported.returncode == 0 and "2 rows imported" in imported.stdout, imported.stdout
+        assert passage("gate", "--gate-id", "gate-1", "--card", "IMP-CARD-2").stdout.startswith("GRANTED U3002")
+        listed = passage("admin", "list", "--building", "A", "--text", "imported")
+        assert "U3001" in listed.stdout and "U3002" in listed.stdout and "2 of 2 users" in listed.stdout
+        audit = passage("admin", "audit", "--code", "USER_DUPLICATE_CREDENTIAL")
+        assert "U2002" in audit.stdout and "matched=U2001" in audit.stdout and "1 records" in audit.stdout
     finally:
         up.send_signal(signal.SIGINT)
         try:
