@@ -27,26 +27,27 @@ from messaging import IncomingMessage, MqttClient
 from schemas import topics
 from schemas.admin import AdminCommand, AdminReply
 from schemas.base import new_id
+from schemas.documents import FaceTemplate
 from store.connect import connect
 from store.embedded import EmbeddedMongoServer
+from store.keyed_hash import KeyedHasher
 
 MODEL_ID = "w600k_mbf"
 
 
 def seed_decoys(uri: str, n: int) -> float:
     """N random normalised templates of N other users (they never match a real face at 0.48)."""
-    _, store = connect(uri, "passage")
+    _, store = connect(uri, "passage", hasher=KeyedHasher.from_secret(HASH_KEY))
     rng = np.random.default_rng(1)
     t0 = time.monotonic()
     batch = 5000
     for start in range(0, n, batch):
         vecs = rng.standard_normal((min(batch, n - start), 512)).astype(np.float32)
         vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
-        store.face_templates.insert_many([
-            {"_id": f"decoy-{start + i}", "user_id": f"D{start + i}", "model_id": MODEL_ID,
-             "embedding": v.astype("<f4").tobytes(), "face_px": 100, "det_score": 0.9,
-             "created_at": __import__("datetime").datetime.now(__import__("datetime").UTC)}
-            for i, v in enumerate(vecs)], ordered=False)
+        store.add_face_templates([
+            FaceTemplate(id=f"decoy-{start + i}", user_id=f"D{start + i}", model_id=MODEL_ID,
+                         embedding=v.astype("<f4").tobytes(), face_px=100, det_score=0.9)
+            for i, v in enumerate(vecs)])
     return time.monotonic() - t0
 
 

@@ -239,8 +239,9 @@ def seed_store(uri: str, enrolled: FaceResult, model_id: str, decoys: int, rng: 
     from face_engine.templates import to_template
     from schemas.documents import AccessGroup, FaceTemplate, Gate, User
     from store.connect import connect
+    from store.keyed_hash import KeyedHasher
 
-    client, store = connect(uri, "passage")
+    client, store = connect(uri, "passage", hasher=KeyedHasher.from_secret(HASH_KEY))
     try:
         for gid in (GATE_ID, PROBE_GATE_ID):
             store.put_gate(Gate(id=gid, name=f"Face bench {gid}", building="B"))
@@ -249,10 +250,10 @@ def seed_store(uri: str, enrolled: FaceResult, model_id: str, decoys: int, rng: 
         store.add_face_template(to_template(USER_ID, model_id, enrolled, TEMPLATE_ID))
         vectors = random_templates(decoys, rng)
         docs = [FaceTemplate(id=f"face-D{i:06d}", user_id=f"D{i:06d}", model_id=model_id,
-                             embedding=v.astype("<f4").tobytes(), face_px=120, det_score=0.8).to_mongo()
+                             embedding=v.astype("<f4").tobytes(), face_px=120, det_score=0.8)
                 for i, v in enumerate(vectors)]
         for start in range(0, len(docs), 1000):
-            store.face_templates.insert_many(docs[start:start + 1000])
+            store.add_face_templates(docs[start:start + 1000])
     finally:
         client.close()
 

@@ -11,7 +11,7 @@ from pymongo.errors import PyMongoError
 
 from face_engine.index import FaceIndex
 from face_engine.templates import embedding_of
-from schemas.documents import FaceTemplate
+from store.errors import StoreError
 from store.repository import Store
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,11 @@ class FaceIndexSync:
         op = change.get("operationType")
         template_id = str(change.get("documentKey", {}).get("_id", ""))
         if op in ("insert", "replace", "update") and change.get("fullDocument"):
-            template = FaceTemplate.from_mongo(change["fullDocument"])
+            try:
+                template = self._store.face_template_from_doc(change["fullDocument"])
+            except StoreError as exc:
+                log.error("face template change ignored: %s", exc)
+                return
             if template.model_id == self._model_id:
                 self.index.add(template.id, template.user_id, embedding_of(template))
         elif op == "delete":

@@ -13,6 +13,7 @@ from store.embedded import EmbeddedMongoServer
 from store.errors import StoreUnavailable
 from store.keyed_hash import KeyedHasher
 from store.repository import Doc, Store
+from store.sealing import TemplateSealer
 
 
 @dataclass
@@ -38,17 +39,24 @@ class StoreHandle:
         self.close()
 
 
-def connect(uri: str, database: str, timeout_ms: int = 5000) -> tuple[pymongo.MongoClient[Doc], Store]:
-    """A client and Store on `uri`; raises StoreUnavailable if it does not answer."""
+def connect(uri: str, database: str, timeout_ms: int = 5000,
+            hasher: KeyedHasher | None = None) -> tuple[pymongo.MongoClient[Doc], Store]:
+    """A client and Store on `uri` (face templates usable when given the site `hasher`);
+    raises StoreUnavailable if it does not answer."""
     client: pymongo.MongoClient[Doc] = pymongo.MongoClient(
         uri, tz_aware=True, serverSelectionTimeoutMS=timeout_ms, appname="passage")
-    store = Store(client[database])
+    store = Store(client[database], sealer_for(hasher) if hasher is not None else None)
     try:
         store.ensure_indexes()
     except PyMongoError as exc:
         client.close()
         raise StoreUnavailable(f"store at {_redact(uri)} unusable: {exc}") from exc
     return client, store
+
+
+def sealer_for(hasher: KeyedHasher) -> TemplateSealer:
+    """The face-template sealer, keyed from the same site secret as the hasher."""
+    return TemplateSealer(hasher.derive("face-templates"), hasher.key_id)
 
 
 def hasher_for(settings: Settings) -> KeyedHasher:
@@ -71,7 +79,7 @@ def open_store(settings: Settings, *, start_embedded: bool = True) -> StoreHandl
     else:
         raise StoreUnavailable("no PASSAGE_MONGO_URI set and not allowed to start the embedded store")
     try:
-        client, store = connect(uri, settings.store.database)
+        client, store = connect(uri, settings.store.database, hasher=hasher)
     except StoreUnavailable:
         if server is not None:
             server.stop()

@@ -24,6 +24,10 @@ class KeyedHasher:
         msg = f"{kind.value}\x00{secret}".encode()
         return hmac.new(self._key, msg, hashlib.sha256).hexdigest()
 
+    def derive(self, purpose: str) -> bytes:
+        """A key for another purpose (e.g. sealing face templates) from the same site secret."""
+        return hmac.new(self._key, f"passage derive\x00{purpose}".encode(), hashlib.sha256).digest()
+
     def __repr__(self) -> str:
         return f"KeyedHasher(key_id={self.key_id!r})"
 

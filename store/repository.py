@@ -25,6 +25,7 @@ from schemas.documents import (
     User,
 )
 from store.errors import DuplicateCredential, StoreError
+from store.sealing import TemplateSealer, UnsealError
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +38,10 @@ DECISION_COLLECTIONS = ("users", "credentials", "gates", "access_groups")
 class Store:
     """Typed access to Passage's collections in one database."""
 
-    def __init__(self, db: Database[Doc]) -> None:
+    def __init__(self, db: Database[Doc], sealer: TemplateSealer | None = None) -> None:
         self.db = db
+        # Face templates are sealed at rest; a store without a sealer refuses to read or write them.
+        self._sealer = sealer
         self.users = db["users"]
         self.credentials = db["credentials"]
         self.gates = db["gates"]
@@ -143,7 +146,33 @@ class Store:
 
     # face templates ----------------------------------------------------------------------
     def add_face_template(self, template: FaceTemplate) -> None:
-        self.face_templates.insert_one(template.to_mongo())
+        self.face_templates.insert_one(self._sealed(template))
+
+    def add_face_templates(self, templates: list[FaceTemplate]) -> None:
+        if templates:
+            self.face_templates.insert_many([self._sealed(t) for t in templates], ordered=False)
+
+    def _sealed(self, template: FaceTemplate) -> Doc:
+        doc = template.to_mongo()
+        doc["embedding"] = self._need_sealer().seal(template.embedding, template.id, template.user_id,
+                                                    template.model_id)
+        doc["sealed"] = self._need_sealer().key_id
+        return doc
+
+    def face_template_from_doc(self, doc: Doc) -> FaceTemplate:
+        """Open a stored template; raises UnsealError if it was altered, moved or never sealed."""
+        if not doc.get("sealed"):
+            raise UnsealError(f"face template {doc.get('_id')} is not sealed")
+        data = dict(doc)
+        data.pop("sealed")
+        data["embedding"] = self._need_sealer().open(bytes(doc["embedding"]), str(doc["_id"]),
+                                                     str(doc["user_id"]), str(doc["model_id"]))
+        return FaceTemplate.from_mongo(data)
+
+    def _need_sealer(self) -> TemplateSealer:
+        if self._sealer is None:
+            raise StoreError("this store was opened without the template key: face templates unavailable")
+        return self._sealer
 
     def remove_face_template(self, template_id: str) -> bool:
         return self.face_templates.delete_one({"_id": template_id}).deleted_count == 1
@@ -151,7 +180,11 @@ class Store:
     def iter_face_templates(self, model_id: str | None = None) -> Iterator[FaceTemplate]:
         query: Doc = {} if model_id is None else {"model_id": model_id}
         for doc in self.face_templates.find(query):
-            yield FaceTemplate.from_mongo(doc)
+            try:
+                yield self.face_template_from_doc(doc)
+            except UnsealError as exc:
+                # One bad record must not take every face offline; it is skipped and reported.
+                log.error("face template skipped: %s", exc)
 
     def count_face_templates(self, user_id: str) -> int:
         return self.face_templates.count_documents({"user_id": user_id})

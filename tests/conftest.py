@@ -112,7 +112,7 @@ def store_uri(request: pytest.FixtureRequest) -> str:
 def fresh_database(uri: str) -> Iterator[Store]:
     """A new uniquely named database at `uri`, dropped afterwards."""
     name = f"passage_test_{uuid.uuid4().hex[:10]}"
-    client, st = connect(uri, name)
+    client, st = connect(uri, name, hasher=KeyedHasher.from_secret(TEST_HASH_KEY))
     try:
         yield st
     finally:
