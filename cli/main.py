@@ -310,5 +310,13 @@ def _run(coro: Coroutine[Any, Any, T]) -> T | None:
     return None
 
 
+def _register() -> None:
+    from cli.keys_cli import keys
+
+    main.add_command(keys)
+
+
+_register()
+
 if __name__ == "__main__":
     main()

@@ -64,7 +64,7 @@ class StoredCredential(Document):
     kind: CredentialType
     user_id: Identifier
     lookup_key: KeyHash
-    key_id: Identifier = "k1"
+    key_id: Identifier
     active: bool = True
     created_at: BsonDatetime = Field(default_factory=utc_now)
 

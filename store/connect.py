@@ -56,14 +56,16 @@ def connect(uri: str, database: str, timeout_ms: int = 5000,
 
 def sealer_for(hasher: KeyedHasher) -> TemplateSealer:
     """The face-template sealer, keyed from the same site secret as the hasher."""
-    return TemplateSealer(hasher.derive("face-templates"), hasher.key_id)
+    return TemplateSealer({kid: hasher.derive("face-templates", kid) for kid in hasher.key_ids}, hasher.key_id)
 
 
 def hasher_for(settings: Settings) -> KeyedHasher:
     """The site's card/PIN hasher: the configured key, else one kept in data_dir/keys."""
+    previous = [p.get_secret_value() for p in settings.previous_hash_keys]
     if settings.hash_key is not None:
-        return KeyedHasher.from_secret(settings.hash_key.get_secret_value())
-    return KeyedHasher.from_key_file(settings.data_dir / "keys" / "hash.key")
+        return KeyedHasher.from_secret(settings.hash_key.get_secret_value(), previous)
+    keys = settings.data_dir / "keys"
+    return KeyedHasher.from_key_file(keys / "hash.key", keys / "previous", previous)
 
 
 def open_store(settings: Settings, *, start_embedded: bool = True) -> StoreHandle:

@@ -165,9 +165,41 @@ class Store:
             raise UnsealError(f"face template {doc.get('_id')} is not sealed")
         data = dict(doc)
         data.pop("sealed")
-        data["embedding"] = self._need_sealer().open(bytes(doc["embedding"]), str(doc["_id"]),
+        data["embedding"] = self._need_sealer().open(bytes(doc["embedding"]), str(doc["sealed"]), str(doc["_id"]),
                                                      str(doc["user_id"]), str(doc["model_id"]))
         return FaceTemplate.from_mongo(data)
+
+    def reseal_face_templates(self) -> tuple[int, int]:
+        """Re-seal every template not under the current key (after a key rotation).
+        Returns (re-sealed, unreadable)."""
+        current = self._need_sealer().key_id
+        done = failed = 0
+        for doc in self.face_templates.find({"sealed": {"$ne": current}}):
+            try:
+                template = self.face_template_from_doc(doc)
+            except UnsealError as exc:
+                log.error("face template %s not re-sealed: %s", doc.get("_id"), exc)
+                failed += 1
+                continue
+            self.face_templates.replace_one({"_id": template.id}, self._sealed(template))
+            done += 1
+        return done, failed
+
+    def credential_key_ids(self) -> dict[str, int]:
+        """How many credentials are hashed under each key id (old ones migrate when presented)."""
+        counts: Counter[str] = Counter()
+        for doc in self.credentials.find({}, {"key_id": 1}):
+            counts[str(doc.get("key_id"))] += 1
+        return dict(counts)
+
+    def rehash_credential(self, credential_id: str, lookup_key: str, key_id: str) -> bool:
+        """Move a credential onto the current key (done when its clear value was just presented)."""
+        try:
+            res = self.credentials.update_one({"_id": credential_id},
+                                              {"$set": {"lookup_key": lookup_key, "key_id": key_id}})
+        except DuplicateKeyError:
+            return False
+        return res.modified_count == 1
 
     def _need_sealer(self) -> TemplateSealer:
         if self._sealer is None:

@@ -63,7 +63,8 @@ def seed_site(store: Store, hasher: KeyedHasher) -> None:
     store.put_user(User(id="U2", name="Lee", building="A", unit="0801", groups=["res"], active=False))
     for cid, user, acc in (("c1", "U1", "CARD-1"), ("c2", "U2", "CARD-2")):
         store.add_credential(StoredCredential(id=cid, kind=CredentialType.CARD, user_id=user,
-                                              lookup_key=hasher.lookup_key(CredentialType.CARD, acc)))
+                                              lookup_key=hasher.lookup_key(CredentialType.CARD, acc),
+                                              key_id=hasher.key_id))
 
 
 @contextlib.asynccontextmanager

@@ -20,7 +20,7 @@ SEOUL = ZoneInfo("Asia/Seoul")  # 19:00 local at NOW
 def _snapshot(*, user_active: bool = True, cred_active: bool = True,
               schedule: WeeklySchedule | None = None) -> AccessSnapshot:
     card = StoredCredential(id="c1", kind=CredentialType.CARD, user_id="U1", active=cred_active,
-                            lookup_key=HASHER.lookup_key(CredentialType.CARD, "CARD-1"))
+                            lookup_key=HASHER.lookup_key(CredentialType.CARD, "CARD-1"), key_id=HASHER.key_id)
     return AccessSnapshot(
         credentials={(card.kind, card.lookup_key): card},
         users={"U1": User(id="U1", name="Kim", groups=["res"], active=user_active)},

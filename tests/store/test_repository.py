@@ -16,7 +16,7 @@ from store.repository import Store
 
 def _card(hasher: KeyedHasher, cid: str, user: str, acc_id: str) -> StoredCredential:
     return StoredCredential(id=cid, kind=CredentialType.CARD, user_id=user,
-                            lookup_key=hasher.lookup_key(CredentialType.CARD, acc_id))
+                            lookup_key=hasher.lookup_key(CredentialType.CARD, acc_id), key_id=hasher.key_id)
 
 
 def _event(eid: str, minutes: int = 0) -> AccessEventRecord:
