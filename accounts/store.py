@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -65,6 +66,18 @@ class AccountStore:
         except DuplicateKeyError:
             raise AccountExists(f"account {account_id} exists") from None
         return account
+
+    def ensure(self, account_id: str, role: Role, user_id: str | None = None) -> str | None:
+        """Create `account_id` with a random password when it does not exist yet (a fresh site's
+        first log-ins). Returns the password, to be shown once; None when the account was there."""
+        if self.get(account_id) is not None:
+            return None
+        password = secrets.token_urlsafe(15)  # 20 characters, 120 bits
+        try:
+            self.create(account_id, role, password=password, user_id=user_id)
+        except AccountExists:
+            return None  # another process created it at the same moment
+        return password
 
     def set_password(self, account_id: str, password: str) -> bool:
         return self._col.update_one({"_id": account_id},

@@ -7,9 +7,9 @@ from datetime import datetime, tzinfo
 
 from auth_worker.snapshot import AccessSnapshot
 from face_engine.index import Match
-from schemas.access import AccessRequest, CardCredential
+from schemas.access import AccessRequest, CardCredential, PinCredential
 from schemas.codes import CredentialType, ReasonCode
-from store.keyed_hash import KeyedHasher
+from store.keyed_hash import KeyedHasher, pin_secret
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,19 +41,35 @@ def check_request(request: AccessRequest, topic_gate_id: str, snapshot: AccessSn
 
 def decide(request: AccessRequest, topic_gate_id: str, snapshot: AccessSnapshot, hasher: KeyedHasher,
            now: datetime, tz: tzinfo, max_age_s: float, max_skew_s: float) -> Decision:
-    """Decide a request whose credential needs no model (card; others are unsupported here)."""
+    """Decide a request whose credential is decided from memory alone (card, PIN; faces and passes
+    have their own paths, anything else is unsupported here)."""
     refused = check_request(request, topic_gate_id, snapshot, now, max_age_s, max_skew_s)
     if refused is not None:
         return refused
     if isinstance(request.credential, CardCredential):
         return decide_card(request.credential, request.gate_id, snapshot, hasher, now, tz)
+    if isinstance(request.credential, PinCredential):
+        return decide_pin(request.credential, request.gate_id, snapshot, hasher, now, tz)
     return Decision.deny(ReasonCode.UNSUPPORTED_CREDENTIAL)
 
 
 def decide_card(card: CardCredential, gate_id: str, snapshot: AccessSnapshot,
                 hasher: KeyedHasher, now: datetime, tz: tzinfo) -> Decision:
     key = hasher.lookup_key(CredentialType.CARD, card.acc_id)
-    stored = snapshot.credentials.get((CredentialType.CARD, key))
+    return decide_keyed(CredentialType.CARD, key, gate_id, snapshot, now, tz)
+
+
+def decide_pin(pin: PinCredential, gate_id: str, snapshot: AccessSnapshot,
+               hasher: KeyedHasher, now: datetime, tz: tzinfo) -> Decision:
+    """A keypad PIN, hashed scoped by the unit typed with it (as admin_worker stored it)."""
+    key = hasher.lookup_key(CredentialType.PIN, pin_secret(pin.unit, pin.pin))
+    return decide_keyed(CredentialType.PIN, key, gate_id, snapshot, now, tz)
+
+
+def decide_keyed(kind: CredentialType, key: str, gate_id: str, snapshot: AccessSnapshot,
+                 now: datetime, tz: tzinfo) -> Decision:
+    """A credential known by its keyed hash: known, active, then the holder's rules."""
+    stored = snapshot.credentials.get((kind, key))
     if stored is None:
         return Decision.deny(ReasonCode.UNKNOWN_CREDENTIAL)
     if not stored.active:

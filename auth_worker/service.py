@@ -9,7 +9,10 @@ from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from zoneinfo import ZoneInfo
 
+from pymongo.errors import PyMongoError
+
 from auth_worker.decide import Decision, check_request, decide, decide_face
+from auth_worker.passes import decide_use, judge_token
 from auth_worker.refresh import SnapshotRefresher
 from auth_worker.snapshot import AccessSnapshot
 from config.settings import Settings
@@ -18,16 +21,19 @@ from face_engine.pipeline import Embedding, FaceEngine
 from face_engine.sync import FaceIndexSync
 from messaging import IncomingMessage, MqttClient, NotConnected
 from schemas import topics
-from schemas.access import AccessRequest, AccessResponse, FaceCredential
+from schemas.access import AccessRequest, AccessResponse, FaceCredential, QrCredential
 from schemas.base import new_id, utc_now
 from schemas.codec import decode, salvage_ids
 from schemas.codes import CredentialType, EventCode, ReasonCode
 from schemas.documents import AccessEventRecord
 from schemas.errors import InvalidPayload, PayloadTooLarge, TopicError
-from schemas.events import AccessEvent, AlertEvent
+from schemas.events import AccessEvent, AlertEvent, VisitorEvent
 from store.event_writer import EventWriter
 from store.keyed_hash import KeyedHasher
+from store.passes import UseOutcome, VisitorPass, VisitorPassStore
 from store.repository import Store
+from visitor_pass.keys import verifier_for
+from visitor_pass.token import PassVerifier
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +44,7 @@ class AuthWorker:
     """One auth worker; any number can run side by side (shared subscription on MQTT 5 brokers)."""
 
     def __init__(self, settings: Settings, store: Store, hasher: KeyedHasher,
-                 client_id: str | None = None) -> None:
+                 client_id: str | None = None, pass_verifier: PassVerifier | None = None) -> None:
         self._settings = settings
         self._store = store
         self._hasher = hasher
@@ -52,6 +58,11 @@ class AuthWorker:
         self.faces = FaceIndexSync(store, settings.face.model_id)
         # One thread for face inference: onnxruntime runs outside the GIL, the loop stays free.
         self._face_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="face")
+        self.passes = VisitorPassStore(store.db)
+        self.pass_verifier = pass_verifier or _load_verifier(settings)
+        # Pass uses are store round trips: their own threads, so they neither queue behind face
+        # inference nor block the loop.
+        self._pass_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="pass")
         self._answered: OrderedDict[tuple[str, str], AccessResponse] = OrderedDict()
         self._last_alert: dict[str, float] = {}
         self.decisions = 0
@@ -80,6 +91,7 @@ class AuthWorker:
             await asyncio.gather(*tasks, return_exceptions=True)
             await self.events.close()
             self._face_pool.shutdown(wait=False, cancel_futures=True)
+            self._pass_pool.shutdown(wait=False, cancel_futures=True)
 
     async def _start_faces(self, tasks: list[asyncio.Task[None]]) -> None:
         loop = asyncio.get_running_loop()
@@ -128,14 +140,61 @@ class AuthWorker:
             await self._publish_response(previous)
             return
 
+        entered: VisitorPass | None = None
         if isinstance(request.credential, FaceCredential):
             decision = await self._decide_face(request, gate_id, request.credential)
+        elif isinstance(request.credential, QrCredential):
+            decision, entered = await self._decide_pass(request, gate_id, request.credential)
         else:
             decision = decide(request, gate_id, self.snapshot, self._hasher, utc_now(), self._tz,
                               self._settings.auth.max_request_age_s, self._settings.auth.max_clock_skew_s)
         await self._respond(gate_id, request.request_id, request.credential.type, decision, started)
         if decision.reason is ReasonCode.FACE_NOT_MATCHED:
             await self._alert_unknown_face(gate_id, request.request_id, decision.score)
+        if entered is not None:
+            await self._visitor_entered(entered, gate_id)
+
+    async def _decide_pass(self, request: AccessRequest, gate_id: str,
+                           qr: QrCredential) -> tuple[Decision, VisitorPass | None]:
+        """A visitor pass: token from memory, then one atomic use in the store. Returns the decision
+        and, when this request took a use and was granted, the pass (for the resident's event)."""
+        auth = self._settings.auth
+        refused = check_request(request, gate_id, self.snapshot, utc_now(), auth.max_request_age_s,
+                                auth.max_clock_skew_s)
+        if refused is not None:
+            return refused, None
+        judged = judge_token(qr, gate_id, self.pass_verifier, utc_now(), auth.max_clock_skew_s)
+        if isinstance(judged, Decision):
+            return judged, None
+        loop = asyncio.get_running_loop()
+        try:
+            result = await loop.run_in_executor(self._pass_pool, self.passes.use, judged.pass_id, gate_id,
+                                                request.request_id, utc_now())
+        except PyMongoError as exc:
+            # Uses left cannot be known without the store: fail closed.
+            log.error("gate=%s request=%s pass store unavailable: %s", gate_id, request.request_id,
+                      type(exc).__name__)
+            return Decision.deny(ReasonCode.INTERNAL_ERROR, judged.pass_id), None
+        decision = decide_use(result, judged, gate_id, self.snapshot)
+        if result.outcome is UseOutcome.ADMITTED and not decision.granted:
+            # Denied after the use was taken (the resident is no longer allowed): give it back.
+            try:
+                await loop.run_in_executor(self._pass_pool, self.passes.release, judged.pass_id, gate_id,
+                                           request.request_id)
+            except PyMongoError as exc:
+                log.error("pass=%s use not given back: %s", judged.pass_id, type(exc).__name__)
+        if decision.granted and result.outcome is UseOutcome.ADMITTED:
+            return decision, result.visitor_pass
+        return decision, None
+
+    async def _visitor_entered(self, vp: VisitorPass, gate_id: str) -> None:
+        # The notifier turns this into a message to the resident.
+        event = VisitorEvent(code=EventCode.VISITOR_ENTERED, pass_id=vp.id, resident_id=vp.resident_id,
+                             visitor_name=vp.visitor_name, gate_id=gate_id, uses=vp.uses, max_uses=vp.max_uses)
+        try:
+            await self.mqtt.publish(topics.visitor_event(vp.id), event)
+        except NotConnected:
+            log.warning("pass=%s visitor-entered event not published: broker unreachable", vp.id)
 
     async def _decide_face(self, request: AccessRequest, gate_id: str, face: FaceCredential) -> Decision:
         auth = self._settings.auth
@@ -248,6 +307,15 @@ class AuthWorker:
             await self.mqtt.publish(topics.alert_event("malformed_request"), alert)
         except NotConnected:
             pass
+
+
+def _load_verifier(settings: Settings) -> PassVerifier | None:
+    try:
+        return verifier_for(settings)
+    except (ValueError, OSError) as exc:
+        # Fail closed: QR passes are denied as unsupported, every other credential keeps working.
+        log.error("visitor pass key unavailable, QR passes will be denied: %s", exc)
+        return None
 
 
 def _warm_up(engine: FaceEngine) -> None:

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import click
 
+from admin_worker.client import AdminClient, AdminTimeout, AdminUnreachable
 from config.settings import Settings
-from messaging import IncomingMessage, MqttClient
-from schemas import topics
 from schemas.admin import AdminAction, AdminCommand, AdminReply
-from schemas.base import new_id
-from schemas.codec import decode
 
 
 def describe(action: str, reply: AdminReply) -> str:
@@ -26,41 +22,24 @@ def describe(action: str, reply: AdminReply) -> str:
 async def send_commands(settings: Settings, admin_id: str, actions: list[AdminAction],
                         timeout: float = 30.0, quiet: bool = False) -> list[AdminReply]:
     """Send each action in turn, stop at the first refusal; print (unless quiet) and return the replies."""
-    replies: dict[str, asyncio.Future[AdminReply]] = {}
-
-    async def on_reply(msg: IncomingMessage) -> None:
-        reply = decode(AdminReply, msg.payload, topics.MAX_ADMIN_REPLY_BYTES)
-        future = replies.get(reply.command_id)
-        if future is not None and not future.done():
-            future.set_result(reply)
-
-    client = MqttClient(settings.mqtt, f"admin-cli-{new_id()[:8]}")
-    client.subscribe(topics.admin_reply(admin_id), on_reply)
-    task = asyncio.create_task(client.run())
     done: list[AdminReply] = []
+    client = AdminClient(settings.mqtt, admin_id, client_prefix="admin-cli", reply_timeout=timeout)
     try:
-        await client.wait_connected(10)
-        for action in actions:
-            command = AdminCommand(command_id=new_id(), admin_id=admin_id, command=action)
-            future: asyncio.Future[AdminReply] = asyncio.get_running_loop().create_future()
-            replies[command.command_id] = future
-            await client.publish(topics.ADMIN_COMMAND, command)
-            try:
-                reply = await asyncio.wait_for(future, timeout)
-            except TimeoutError:
-                raise click.ClickException(f"no reply to {action.action} within {timeout:.0f}s: "
-                                           "is an admin worker running (passage admin serve / passage up)?") from None
+        await client.start()
+        for act in actions:
+            reply = await client.send(act)
             if not quiet or not reply.ok:
-                click.echo(describe(action.action, reply))
+                click.echo(describe(act.action, reply))
             done.append(reply)
             if not reply.ok:
                 break
         return done
-    except TimeoutError:
+    except AdminTimeout as exc:
+        raise click.ClickException(f"{exc} (passage admin serve / passage up)") from None
+    except AdminUnreachable:
         raise click.ClickException(f"broker {settings.mqtt.host}:{settings.mqtt.port} unreachable") from None
     finally:
-        client.stop()
-        await asyncio.wait_for(task, 10)
+        await client.close()
 
 
 def action(data: dict[str, Any]) -> AdminAction:

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Coroutine
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import click
 
+from cli.runner import run_until_signal
 from config.settings import Settings, load_settings
 
 T = TypeVar("T")
@@ -34,6 +33,9 @@ def main(ctx: click.Context, config_file: Path | None) -> None:
     """Passage: MQTT access control for buildings."""
     settings = load_settings(config_file)
     _setup_logging(settings.log_level)
+    # Until a command's event loop takes over SIGTERM, turn it into SystemExit so finally blocks
+    # (stopping an embedded store that is still starting, say) run instead of the process vanishing.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     ctx.obj = settings
 
 
@@ -51,18 +53,29 @@ def up(settings: Settings, demo_interval: float) -> None:
 @main.command()
 @click.option("--port", type=int, default=None, help="Listen port (default: broker.port).")
 @click.option("--mosquitto-config", is_flag=True, help="Print the Mosquitto config for a site and exit.")
+@click.option("--pki", "pki_dir", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
+              help="With --mosquitto-config: a `passage certs` directory; adds the MQTTS listener (8883) with "
+                   "client certificates and the topic ACL.")
+@click.option("--passwords", is_flag=True, help="With --pki: clients log in with the directory's password "
+                                                "file instead of client certificates.")
 @click.pass_obj
-def broker(settings: Settings, port: int | None, mosquitto_config: bool) -> None:
+def broker(settings: Settings, port: int | None, mosquitto_config: bool, pki_dir: Path | None,
+           passwords: bool) -> None:
     """Run the embedded amqtt broker, or print the recommended Mosquitto config."""
     from broker.embedded import EmbeddedBroker
-    from broker.mosquitto import render_config
+    from broker.mosquitto import render_config, render_pki_config, render_site_config
 
     if mosquitto_config:
-        click.echo(render_config(port or 1883))
+        if pki_dir is not None:
+            click.echo(render_pki_config(pki_dir, port=port or 1883, passwords=passwords))
+        elif settings.broker.tls_port is not None:
+            click.echo(render_site_config(settings.broker, port=port))
+        else:
+            click.echo(render_config(port or 1883))
         return
 
     async def serve() -> None:
-        b = EmbeddedBroker(settings.broker.bind_host, port or settings.broker.port)
+        b = EmbeddedBroker.from_settings(settings.broker, port=port)
         await b.start()
         try:
             await asyncio.Event().wait()
@@ -107,19 +120,53 @@ def auth(settings: Settings) -> None:
 @click.option("--card", "card", default=None, help="Present this card id once, print the decision, exit.")
 @click.option("--face", "face", default=None, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Present this photo (JPEG/PNG) once, print the decision, exit.")
+@click.option("--qr-image", "qr_image", default=None, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Read the QR code in this image (a visitor pass) and present it once.")
+@click.option("--pin", default=None, help="Present this keypad PIN once (with --unit).")
+@click.option("--unit", default=None, help="The unit code typed with --pin.")
+@click.option("--cache", "cache", default=None, type=click.Path(dir_okay=False, path_type=Path),
+              help="Offline cache + queue file (default: data_dir/gate-{id}.sqlite3).")
+@click.option("--show-cache", is_flag=True, help="Print the offline cache state and queue length, then exit.")
 @click.pass_obj
-def gate(settings: Settings, gate_id: str | None, card: str | None, face: Path | None) -> None:
-    """A simulated gate. With --card or --face: one decision (exit 0 granted, 1 denied); else card ids
-    from stdin."""
-    from cli.gate_cli import present_once, read_cards_from_stdin
-    from schemas.access import CardCredential, FaceCredential
+def gate(settings: Settings, gate_id: str | None, card: str | None, face: Path | None, qr_image: Path | None,
+         pin: str | None, unit: str | None, cache: Path | None, show_cache: bool) -> None:
+    """A simulated gate. With --card, --face, --qr-image or --pin: one decision (exit 0 granted, 1
+    denied); else card ids from stdin."""
+    from pydantic import ValidationError
 
-    if card is not None and face is not None:
-        raise click.UsageError("give --card or --face, not both")
-    if card is not None or face is not None:
-        credential = CardCredential(acc_id=card) if card is not None else FaceCredential(jpeg=face.read_bytes())  # type: ignore[union-attr]
-        sys.exit(_run(present_once(settings, gate_id, credential)))
-    _run(read_cards_from_stdin(settings, gate_id))
+    from cli.gate_cli import present_once, read_cards_from_stdin, with_cache_path
+    from cli.gate_cli import show_cache as cache_report
+    from schemas.access import CardCredential, Credential, FaceCredential, PinCredential
+
+    settings = with_cache_path(settings, cache)
+    if show_cache:
+        click.echo(cache_report(settings, gate_id))
+        return
+    given = [x for x in (card, face, qr_image, pin) if x is not None]
+    if len(given) > 1:
+        raise click.UsageError("give one of --card, --face, --qr-image, --pin")
+    if not given:
+        _run(read_cards_from_stdin(settings, gate_id))
+        return
+    credential: Credential
+    try:
+        if card is not None:
+            credential = CardCredential(acc_id=card)
+        elif face is not None:
+            credential = FaceCredential(jpeg=face.read_bytes())
+        elif pin is not None:
+            credential = PinCredential(pin=pin, unit=unit)
+        else:
+            from edge_agent.qr_reader import QrReadError, credential_from_image_file
+
+            assert qr_image is not None
+            try:
+                credential = credential_from_image_file(qr_image)
+            except QrReadError as exc:
+                raise click.ClickException(f"{qr_image}: {exc}") from None
+    except ValidationError as exc:
+        raise click.UsageError(f"not a valid credential: {exc.errors()[0]['msg']}") from None
+    sys.exit(_run(present_once(settings, gate_id, credential)))
 
 
 @main.group()
@@ -295,25 +342,25 @@ def watch(settings: Settings) -> None:
     _run(watch_events(settings))
 
 
-def _run(coro: Coroutine[Any, Any, T]) -> T | None:
-    """Run a coroutine until done, Ctrl-C or SIGTERM; either signal cancels it, so its finally
-    blocks run (buffered access events are flushed, child processes stopped)."""
+_run = run_until_signal
 
-    async def guarded() -> T:
-        task = asyncio.current_task()
-        assert task is not None
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
-        return await coro
 
-    with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
-        return asyncio.run(guarded())
-    return None
+def _exit_on_sigterm(_signum: int, _frame: object) -> None:
+    raise SystemExit(143)
 
 
 def _register() -> None:
+    # Sub-command groups live in their own modules; they import nothing heavy at load time.
+    from cli.bridge_cli import bridge
+    from cli.certs_cli import certs
+    from cli.console_cli import console
     from cli.keys_cli import keys
+    from cli.notify_cli import monitor, notify
+    from cli.sync_cli import sync
+    from cli.visitor_cli import visitor
 
-    main.add_command(keys)
+    for command in (keys, console, bridge, sync, monitor, notify, visitor, certs):
+        main.add_command(command)
 
 
 _register()

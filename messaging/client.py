@@ -35,6 +35,28 @@ class NotConnected(ConnectionError):
     """Publishing failed because the broker could not be reached in time."""
 
 
+class TlsSetupError(ValueError):
+    """The TLS files in [mqtt] cannot be used (missing, unreadable, key not matching the certificate)."""
+
+
+def tls_context_for(settings: MqttSettings) -> ssl.SSLContext:
+    """A client TLS context: TLS 1.2+, the broker's certificate checked against `ca_file` (or the
+    system CAs) and against the host name dialled; this client's certificate if configured."""
+    s = settings
+    try:
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(s.ca_file) if s.ca_file else None)
+        if s.cert_file is not None:
+            context.load_cert_chain(str(s.cert_file), str(s.key_file) if s.key_file else None)
+    except (OSError, ssl.SSLError) as exc:
+        # Names the files, never their content.
+        raise TlsSetupError(f"cannot use the [mqtt] TLS files (ca_file={s.ca_file}, cert_file={s.cert_file}, "
+                            f"key_file={s.key_file}): {exc}") from exc
+    context.minimum_version = ssl.TLSVersion.TLSv1_3 if s.tls_min_version == "1.3" else ssl.TLSVersion.TLSv1_2
+    context.check_hostname = True
+    context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
 @dataclass(frozen=True, slots=True)
 class IncomingMessage:
     topic: str
@@ -105,7 +127,7 @@ class MqttClient:
         self._subs.append(sub)
         if self._client is not None and self.is_connected:
             task = asyncio.ensure_future(self._client.subscribe(topic_filter, qos=qos))
-            task.add_done_callback(_log_failure)
+            task.add_done_callback(lambda t: _late_subscribe_done(self.client_id, topic_filter, t))
 
     async def publish(
         self,
@@ -145,7 +167,8 @@ class MqttClient:
                 async with self._make_client() as client:
                     self._client = client
                     for sub in self._subs:
-                        await client.subscribe(sub.topic_filter, qos=sub.qos)
+                        _warn_if_refused(self.client_id, sub.topic_filter,
+                                         await client.subscribe(sub.topic_filter, qos=sub.qos))
                     self._connected.set()
                     self.connections += 1
                     delay = self._settings.reconnect_min_s
@@ -215,11 +238,7 @@ class MqttClient:
         if self._will is not None:
             will = aiomqtt.Will(self._will.topic, self._will.payload, qos=self._will.qos,
                                 retain=self._will.retain)
-        tls_context = None
-        if s.tls:
-            tls_context = ssl.create_default_context(cafile=str(s.ca_file) if s.ca_file else None)
-            if s.cert_file is not None:
-                tls_context.load_cert_chain(str(s.cert_file), str(s.key_file) if s.key_file else None)
+        tls_context = tls_context_for(s) if s.tls else None
         protocol = aiomqtt.ProtocolVersion.V5 if s.protocol == "5" else aiomqtt.ProtocolVersion.V311
         return aiomqtt.Client(
             s.host,
@@ -245,6 +264,20 @@ async def _sleep_or_stop(stopping: asyncio.Event, seconds: float) -> None:
         pass
 
 
-def _log_failure(task: asyncio.Future[Any]) -> None:
-    if not task.cancelled() and task.exception() is not None:
+def _warn_if_refused(client_id: str, topic_filter: str, granted: Any) -> None:
+    """A SUBACK failure code (0x80 and up: e.g. not authorized by the broker's ACL) means this client
+    will never see those messages; say so instead of waiting silently."""
+    for code in granted if isinstance(granted, list | tuple) else ():
+        value = getattr(code, "value", code)
+        if isinstance(value, int) and value >= 0x80:
+            log.warning("mqtt %s: broker refused the subscription to %s (code %#x): check this identity's ACL",
+                        client_id, topic_filter, value)
+
+
+def _late_subscribe_done(client_id: str, topic_filter: str, task: asyncio.Future[Any]) -> None:
+    if task.cancelled():
+        return
+    if task.exception() is not None:
         log.warning("late subscribe failed: %s", task.exception())
+    else:
+        _warn_if_refused(client_id, topic_filter, task.result())

@@ -53,6 +53,9 @@ class User(Document):
     building: ShortText | None = None
     unit: ShortText | None = None
     phone: ShortText | None = None
+    email: Annotated[str, StringConstraints(max_length=320)] | None = None
+    # The resident app's FCM registration token (latest device): a contact address, never logged.
+    fcm_token: Annotated[str, StringConstraints(max_length=4096)] | None = None
     groups: list[Identifier] = []
     active: bool = True
     created_at: BsonDatetime = Field(default_factory=utc_now)

@@ -62,6 +62,9 @@ def gate_heartbeat(gate_id: str) -> str:
 
 ADMIN_COMMAND = "admin/command"
 VISITOR_REGISTER = "visitor/register"
+VISITOR_REPLY_FILTER = "visitor/reply/+"
+# A reply carries the QR code twice (PNG <= 64 KiB as base64, SVG <= 64 KiB) and pass lists.
+MAX_VISITOR_REPLY_BYTES = 512 * 1024
 
 
 def admin_reply(admin_id: str) -> str:

@@ -63,9 +63,12 @@ class EmbeddedMongoServer:
                     break
                 except PyMongoError:
                     if time.monotonic() > deadline:
-                        self.stop()
                         raise StoreUnavailable(f"embedded store did not answer within {timeout}s") from None
                     time.sleep(0.05)
+        except BaseException:
+            # Including SystemExit from a SIGTERM during start-up: never leave the child behind.
+            self.stop()
+            raise
         finally:
             client.close()
         log.info("embedded store listening on %s:%s (%s)", self.host, self.port, storage)

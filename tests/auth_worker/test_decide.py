@@ -52,7 +52,7 @@ def test_granted() -> None:
     ({}, {"topic_gate": "garage"}, ReasonCode.GATE_MISMATCH),
     ({}, {"ts": NOW - timedelta(seconds=61)}, ReasonCode.STALE_REQUEST),
     ({}, {"ts": NOW + timedelta(seconds=31)}, ReasonCode.STALE_REQUEST),
-    ({}, {"credential": PinCredential(pin="1234")}, ReasonCode.UNSUPPORTED_CREDENTIAL),
+    ({}, {"credential": PinCredential(pin="1234")}, ReasonCode.UNKNOWN_CREDENTIAL),
 ])
 def test_denials(kwargs: dict[str, bool], call: dict[str, object], reason: ReasonCode) -> None:
     d = _decide(_snapshot(**kwargs), **call)  # type: ignore[arg-type]

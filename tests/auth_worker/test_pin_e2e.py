@@ -1,0 +1,81 @@
+"""Keypad PINs end to end over each real broker: set through the admin worker's own command code
+(unit-scoped keyed hash), typed at a gate, decided by the auth worker with the card rules."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from admin_worker.commands import CommandProcessor
+from config.settings import EnrollSettings, FaceSettings
+from face_engine.index import FaceIndex
+from schemas.access import PinCredential
+from schemas.admin import SetPin
+from schemas.codes import ReasonCode
+from schemas.documents import User
+from store.keyed_hash import KeyedHasher
+from store.repository import Store
+from tests.conftest import BrokerInfo, eventually
+from tests.platform_fixture import Platform, running_platform
+
+
+def set_pins(store: Store, hasher: KeyedHasher) -> None:
+    """U1 (unit 1203, active), U2 (unit 0801, inactive) and U3 (unit 0801, active, lobby) get PINs the
+    way `passage admin set-pin` stores them."""
+    store.put_user(User(id="U3", name="Park", building="A", unit="0801", groups=["res"]))
+    processor = CommandProcessor(store, hasher, FaceSettings(enabled=False), EnrollSettings(), None, FaceIndex)
+    for user_id, pin in (("U1", "4827"), ("U2", "5931"), ("U3", "4827")):
+        processor.apply(SetPin(user_id=user_id, pin=pin))
+
+
+@pytest.fixture
+async def platform(tmp_path: Path, broker: BrokerInfo, embedded_store: Store,
+                   hasher: KeyedHasher) -> AsyncIterator[Platform]:
+    async with running_platform(tmp_path, broker, embedded_store, hasher) as p:
+        await asyncio.to_thread(set_pins, embedded_store, hasher)
+        await p.worker.refresher.reload()
+        yield p
+
+
+async def test_right_pin_and_unit_opens(platform: Platform) -> None:
+    decision = await platform.lobby.present(PinCredential(pin="4827", unit="1203"))
+    assert decision.granted and decision.subject_id == "U1"
+    assert platform.lobby_relay.unlock_count == 1
+    # The same PIN in another unit is another person's.
+    other = await platform.lobby.present(PinCredential(pin="4827", unit="0801"))
+    assert other.granted and other.subject_id == "U3"
+    # Unit codes are matched as the admin worker stores them (trimmed, any case).
+    assert (await platform.lobby.present(PinCredential(pin="4827", unit=" 1203 "))).subject_id == "U1"
+    await eventually(lambda: platform.store.count_access_events(
+        {"request_id": decision.request_id, "credential_type": "pin", "granted": True}) == 1)
+
+
+@pytest.mark.parametrize("pin, unit", [("4828", "1203"), ("4827", "1204"), ("4827", None), ("5931", "1203")])
+async def test_wrong_pin_or_unit_is_unknown(platform: Platform, pin: str, unit: str | None) -> None:
+    decision = await platform.lobby.present(PinCredential(pin=pin, unit=unit))
+    assert not decision.granted and decision.reason == ReasonCode.UNKNOWN_CREDENTIAL.value
+    assert decision.subject_id is None  # a wrong guess learns nothing about who lives there
+    assert platform.lobby_relay.unlock_count == 0
+
+
+async def test_inactive_users_pin_is_refused(platform: Platform) -> None:
+    decision = await platform.lobby.present(PinCredential(pin="5931", unit="0801"))
+    assert not decision.granted and decision.reason == ReasonCode.USER_INACTIVE.value
+    assert platform.lobby_relay.unlock_count == 0
+
+
+async def test_pin_follows_the_holders_gates(platform: Platform) -> None:
+    decision = await platform.garage.present(PinCredential(pin="4827", unit="1203"))
+    assert not decision.granted and decision.reason == ReasonCode.NOT_PERMITTED_AT_GATE.value
+
+
+async def test_pin_never_reaches_the_audit_stream(platform: Platform) -> None:
+    events = platform.probe.on("events/#")
+    await asyncio.sleep(0.1)
+    await platform.lobby.present(PinCredential(pin="4827", unit="1203"))
+    await platform.lobby.present(PinCredential(pin="9173", unit="1203"))
+    await eventually(lambda: len(events) >= 2)
+    assert all(b"4827" not in m.payload and b"9173" not in m.payload for m in events)
