@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections import OrderedDict
@@ -64,6 +65,7 @@ class AuthWorker:
         # inference nor block the loop.
         self._pass_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="pass")
         self._answered: OrderedDict[tuple[str, str], AccessResponse] = OrderedDict()
+        self._in_flight: set[tuple[str, str]] = set()
         self._last_alert: dict[str, float] = {}
         self.decisions = 0
         self.ready = asyncio.Event()
@@ -139,6 +141,19 @@ class AuthWorker:
             log.info("gate=%s request=%s retry answered from cache", gate_id, request.request_id)
             await self._publish_response(previous)
             return
+        if key in self._in_flight:
+            # A retry while the first try is still being decided (a slow face): its answer, on the
+            # same request id, is on its way; deciding twice would spend a pass use twice.
+            log.info("gate=%s request=%s retry while deciding: first answer will serve", gate_id,
+                     request.request_id)
+            return
+        self._in_flight.add(key)
+        try:
+            await self._decide_and_answer(request, gate_id, started)
+        finally:
+            self._in_flight.discard(key)
+
+    async def _decide_and_answer(self, request: AccessRequest, gate_id: str, started: float) -> None:
 
         entered: VisitorPass | None = None
         if isinstance(request.credential, FaceCredential):
@@ -261,11 +276,12 @@ class AuthWorker:
                  "GRANTED" if decision.granted else "DENIED", decision.reason.value,
                  decision.subject_id or "-")
         event_code = EventCode.ACCESS_GRANTED if decision.granted else EventCode.ACCESS_DENIED
+        event_id = access_event_id(gate_id, request_id)
         self.events.add(AccessEventRecord(
-            id=response.msg_id, ts=response.ts, request_id=request_id, gate_id=gate_id,
+            id=event_id, ts=response.ts, request_id=request_id, gate_id=gate_id,
             credential_type=credential_type, granted=decision.granted, reason=decision.reason,
             subject_id=decision.subject_id, latency_ms=latency_ms))
-        event = AccessEvent(msg_id=response.msg_id, ts=response.ts, code=event_code,
+        event = AccessEvent(msg_id=event_id, ts=response.ts, code=event_code,
                             request_id=request_id, gate_id=gate_id, credential_type=credential_type,
                             granted=decision.granted, reason=decision.reason,
                             subject_id=decision.subject_id, latency_ms=latency_ms)
@@ -307,6 +323,13 @@ class AuthWorker:
             await self.mqtt.publish(topics.alert_event("malformed_request"), alert)
         except NotConnected:
             pass
+
+
+def access_event_id(gate_id: str, request_id: str) -> str:
+    """The event id of a decision: the same for every try of one request on any worker, so a retry
+    that another worker (shared subscription) decides again is still stored exactly once."""
+    digest = hashlib.sha256(f"{gate_id}\x00{request_id}".encode()).hexdigest()
+    return f"ev-{digest[:40]}"
 
 
 def _load_verifier(settings: Settings) -> PassVerifier | None:
