@@ -91,8 +91,8 @@ class CommandProcessor:
             case AddCard():
                 return self._add_card(action)
             case RemoveCard():
-                key = self._hasher.lookup_key(CredentialType.CARD, action.acc_id)
-                if not self._store.remove_credential(CredentialType.CARD, key, action.user_id):
+                keys = [k for _, k in self._hasher.lookup_keys(CredentialType.CARD, action.acc_id)]
+                if not any(self._store.remove_credential(CredentialType.CARD, k, action.user_id) for k in keys):
                     raise CredentialNotFound(f"user {action.user_id} holds no such card")
                 return action.user_id
             case AddFace():
@@ -116,6 +116,10 @@ class CommandProcessor:
             raise UserNotFound(f"no user {user_id}")
         return user
 
+    def _holder(self, kind: CredentialType, secret: str) -> StoredCredential | None:
+        """Who holds this card / PIN, whichever site key (current or previous) it was hashed under."""
+        return self._store.find_credential_any(kind, [k for _, k in self._hasher.lookup_keys(kind, secret)])
+
     def _owner_name(self, user_id: str) -> str | None:
         owner = self._store.get_user(user_id)
         return owner.name if owner else None
@@ -123,7 +127,7 @@ class CommandProcessor:
     def _add_card(self, action: AddCard) -> str:
         self._user(action.user_id)
         key = self._hasher.lookup_key(CredentialType.CARD, action.acc_id)
-        existing = self._store.find_credential(CredentialType.CARD, key)
+        existing = self._holder(CredentialType.CARD, action.acc_id)
         if existing is not None:
             if existing.user_id == action.user_id:
                 return action.user_id  # same user re-enrolling the same card: not a duplicate
@@ -141,7 +145,7 @@ class CommandProcessor:
         if _weak(action.pin):
             raise WeakPin("PIN is a repeated digit or a run (like 1234): choose another")
         key = self._hasher.lookup_key(CredentialType.PIN, pin_secret(user.unit, action.pin))
-        existing = self._store.find_credential(CredentialType.PIN, key)
+        existing = self._holder(CredentialType.PIN, pin_secret(user.unit, action.pin))
         if existing is not None and existing.user_id != action.user_id:
             raise PinUnavailable("another person in this unit uses that PIN: choose another")
         if existing is None:

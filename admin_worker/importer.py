@@ -124,7 +124,8 @@ class ResidentImporter:
                 return ImportRow(row=number, user_id=user_id, outcome="DUPLICATE_IN_FILE",
                                  error="card also given to another row", matched_user_id=seen_cards[key]), None
             seen_cards[key] = user.user_id
-            holder = self._store.find_credential(CredentialType.CARD, key)
+            holder = self._store.find_credential_any(
+                CredentialType.CARD, [k for _, k in self._hasher.lookup_keys(CredentialType.CARD, card)])
             if holder is not None:
                 return ImportRow(row=number, user_id=user_id, outcome="DUPLICATE_CARD",
                                  error=f"Duplicate Card ({holder.user_id})", matched_user_id=holder.user_id), None

@@ -55,15 +55,41 @@ def decide(request: AccessRequest, topic_gate_id: str, snapshot: AccessSnapshot,
 
 def decide_card(card: CardCredential, gate_id: str, snapshot: AccessSnapshot,
                 hasher: KeyedHasher, now: datetime, tz: tzinfo) -> Decision:
-    key = hasher.lookup_key(CredentialType.CARD, card.acc_id)
+    key = find_key(CredentialType.CARD, card.acc_id, snapshot, hasher)
     return decide_keyed(CredentialType.CARD, key, gate_id, snapshot, now, tz)
 
 
 def decide_pin(pin: PinCredential, gate_id: str, snapshot: AccessSnapshot,
                hasher: KeyedHasher, now: datetime, tz: tzinfo) -> Decision:
     """A keypad PIN, hashed scoped by the unit typed with it (as admin_worker stored it)."""
-    key = hasher.lookup_key(CredentialType.PIN, pin_secret(pin.unit, pin.pin))
+    key = find_key(CredentialType.PIN, pin_secret(pin.unit, pin.pin), snapshot, hasher)
     return decide_keyed(CredentialType.PIN, key, gate_id, snapshot, now, tz)
+
+
+def secret_of(credential: CardCredential | PinCredential) -> tuple[CredentialType, str]:
+    """What a card or PIN is hashed as."""
+    if isinstance(credential, CardCredential):
+        return CredentialType.CARD, credential.acc_id
+    return CredentialType.PIN, pin_secret(credential.unit, credential.pin)
+
+
+def find_key(kind: CredentialType, secret: str, snapshot: AccessSnapshot, hasher: KeyedHasher) -> str:
+    """The lookup key the credential is stored under: the current site key's, else a previous
+    key's (after a rotation, until it is re-hashed); the current one when none is known."""
+    pairs = hasher.lookup_keys(kind, secret)
+    return next((key for _, key in pairs if (kind, key) in snapshot.credentials), pairs[0][1])
+
+
+def outdated(credential: CardCredential | PinCredential, snapshot: AccessSnapshot,
+             hasher: KeyedHasher) -> tuple[str, str] | None:
+    """(credential id, current lookup key) when this presented credential is still stored under a
+    previous key: the clear value is in hand now, so it can be moved onto the current key."""
+    kind, secret = secret_of(credential)
+    current = hasher.lookup_key(kind, secret)
+    if len(hasher.key_ids) == 1 or (kind, current) in snapshot.credentials:
+        return None
+    stored = snapshot.credentials.get((kind, find_key(kind, secret, snapshot, hasher)))
+    return None if stored is None else (stored.id, current)
 
 
 def decide_keyed(kind: CredentialType, key: str, gate_id: str, snapshot: AccessSnapshot,

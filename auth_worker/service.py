@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from pymongo.errors import PyMongoError
 
-from auth_worker.decide import Decision, check_request, decide, decide_face
+from auth_worker.decide import Decision, check_request, decide, decide_face, outdated
 from auth_worker.passes import decide_use, judge_token
 from auth_worker.refresh import SnapshotRefresher
 from auth_worker.snapshot import AccessSnapshot
@@ -22,7 +22,7 @@ from face_engine.pipeline import Embedding, FaceEngine
 from face_engine.sync import FaceIndexSync
 from messaging import IncomingMessage, MqttClient, NotConnected
 from schemas import topics
-from schemas.access import AccessRequest, AccessResponse, FaceCredential, QrCredential
+from schemas.access import AccessRequest, AccessResponse, CardCredential, FaceCredential, PinCredential, QrCredential
 from schemas.base import new_id, utc_now
 from schemas.codec import decode, salvage_ids
 from schemas.codes import CredentialType, EventCode, ReasonCode
@@ -164,10 +164,24 @@ class AuthWorker:
             decision = decide(request, gate_id, self.snapshot, self._hasher, utc_now(), self._tz,
                               self._settings.auth.max_request_age_s, self._settings.auth.max_clock_skew_s)
         await self._respond(gate_id, request.request_id, request.credential.type, decision, started)
+        if isinstance(request.credential, CardCredential | PinCredential):
+            self._migrate_if_outdated(request.credential)
         if decision.reason is ReasonCode.FACE_NOT_MATCHED:
             await self._alert_unknown_face(gate_id, request.request_id, decision.score)
         if entered is not None:
             await self._visitor_entered(entered, gate_id)
+
+    def _migrate_if_outdated(self, credential: CardCredential | PinCredential) -> None:
+        """After a key rotation: move a credential presented in clear onto the current key."""
+        found = outdated(credential, self.snapshot, self._hasher)
+        if found is None:
+            return
+        credential_id, key = found
+        future = self._pass_pool.submit(self._store.rehash_credential, credential_id, key, self._hasher.key_id)
+        future.add_done_callback(lambda f: log.info("credential %s re-hashed under %s", credential_id,
+                                                    self._hasher.key_id) if not f.exception() else
+                                 log.warning("credential %s not re-hashed: %s", credential_id,
+                                             type(f.exception()).__name__))
 
     async def _decide_pass(self, request: AccessRequest, gate_id: str,
                            qr: QrCredential) -> tuple[Decision, VisitorPass | None]:

@@ -135,6 +135,12 @@ class Store:
         doc = self.credentials.find_one({"kind": kind.value, "lookup_key": lookup_key})
         return None if doc is None else StoredCredential.from_mongo(doc)
 
+    def find_credential_any(self, kind: CredentialType, lookup_keys: list[str]) -> StoredCredential | None:
+        """The credential stored under any of `lookup_keys` (the same secret hashed under the current
+        and the previous site keys)."""
+        doc = self.credentials.find_one({"kind": kind.value, "lookup_key": {"$in": lookup_keys}})
+        return None if doc is None else StoredCredential.from_mongo(doc)
+
     def set_credential_active(self, credential_id: str, active: bool) -> bool:
         res = self.credentials.update_one({"_id": credential_id}, {"$set": {"active": active}})
         return res.matched_count == 1

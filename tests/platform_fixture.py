@@ -68,11 +68,12 @@ def seed_site(store: Store, hasher: KeyedHasher) -> None:
 
 
 @contextlib.asynccontextmanager
-async def running_platform(tmp_path: Path, broker: BrokerInfo, store: Store,
-                           hasher: KeyedHasher) -> AsyncIterator[Platform]:
+async def running_platform(tmp_path: Path, broker: BrokerInfo, store: Store, hasher: KeyedHasher,
+                           worker_hasher: KeyedHasher | None = None) -> AsyncIterator[Platform]:
+    """The seeded site (cards hashed with `hasher`) and a worker (with `worker_hasher`, default the same)."""
     settings = make_settings(tmp_path, broker)
     await asyncio.to_thread(seed_site, store, hasher)
-    worker = AuthWorker(settings, store, hasher, client_id="auth-test")
+    worker = AuthWorker(settings, store, worker_hasher or hasher, client_id="auth-test")
     lobby = GateAgent(settings, "lobby", relay=LogRelay("lobby"))
     garage = GateAgent(settings, "garage", relay=LogRelay("garage"))
     probe = Probe(MqttClient(settings.mqtt, "probe"))
