@@ -7,8 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from broker.amqtt_access import PassageAccessPlugin, PassageBroker
-from broker.mosquitto import is_loopback
-from config.ports import free_port
+from config.ports import free_port, is_loopback
 from config.settings import BrokerSettings
 
 log = logging.getLogger(__name__)

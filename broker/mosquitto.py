@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import shutil
 import socket
@@ -13,7 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
-from config.ports import free_port
+from config.ports import free_port, is_loopback
 from config.settings import BrokerSettings
 
 # Wider than the largest Passage payload (3 MiB access request with a face JPEG); a client
@@ -42,15 +41,6 @@ class TlsListener:
     bind: str | None = None  # None: every interface
     require_certificate: bool = True
     tls_version: Literal["tlsv1.2", "tlsv1.3"] = "tlsv1.2"
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def render_config(

@@ -14,6 +14,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from config.ports import is_loopback
+
 CONFIG_ENV = "PASSAGE_CONFIG"
 
 
@@ -45,18 +47,6 @@ class MqttSettings(Section):
     reconnect_min_s: float = Field(default=0.2, gt=0)
     reconnect_max_s: float = Field(default=10.0, gt=0)
 
-    @staticmethod
-    def host_is_loopback(host: str) -> bool:
-        """True for localhost and loopback addresses (traffic that never leaves the machine)."""
-        import ipaddress  # local: keeps this class's needs out of the shared module header
-
-        if host == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            return False
-
     @model_validator(mode="after")
     def _no_silent_plaintext(self) -> MqttSettings:
         # Fail closed: a certificate setting without tls, or a password sent in clear across the
@@ -65,7 +55,7 @@ class MqttSettings(Section):
             raise ValueError("mqtt.ca_file/cert_file/key_file are set but mqtt.tls is false")
         if self.key_file is not None and self.cert_file is None:
             raise ValueError("mqtt.key_file needs mqtt.cert_file")
-        if self.password is not None and not self.tls and not self.host_is_loopback(self.host):
+        if self.password is not None and not self.tls and not is_loopback(self.host):
             raise ValueError(f"mqtt.password would cross the network in clear to {self.host}: set mqtt.tls")
         return self
 
@@ -100,7 +90,7 @@ class BrokerSettings(Section):
 
     @model_validator(mode="after")
     def _checked(self) -> BrokerSettings:
-        if self.plain_listener and not self.allow_remote_plain and not MqttSettings.host_is_loopback(self.bind_host):
+        if self.plain_listener and not self.allow_remote_plain and not is_loopback(self.bind_host):
             raise ValueError(f"broker.bind_host {self.bind_host} is not loopback: plain MQTT stays local unless "
                              "broker.allow_remote_plain is set (use the TLS listener, broker.tls_port)")
         if self.tls_port is not None and not (self.ca_file and self.cert_file and self.key_file):
@@ -313,6 +303,10 @@ class NotifySettings(Section):
     retry_backoff_s: float = Field(default=0.5, ge=0, le=30)
     # At most one admin push per gate and kind (unknown card, unknown face) per this many seconds.
     denial_alert_interval_s: float = Field(default=30.0, ge=0)
+    # Also tell the active residents of the gate's building when a stranger is refused there (the
+    # field's reference behaviour; off by default: at a busy lobby it reaches hundreds of phones).
+    strangers_to_residents: bool = False
+    max_residents_per_alert: int = Field(default=500, ge=1)
 
     @model_validator(mode="after")
     def _channels_configured(self) -> NotifySettings:

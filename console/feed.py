@@ -18,7 +18,7 @@ from config.settings import MqttSettings
 from messaging import IncomingMessage, MqttClient
 from schemas import topics
 from schemas.base import Identifier, StrictModel, new_id, utc_now
-from schemas.codec import decode
+from schemas.codec import decode, decode_from_gate
 from schemas.errors import PayloadError, TopicError
 from schemas.events import AccessEvent, AlertEvent, DeviceEvent, EnrollEvent, VisitorEvent
 from schemas.gate import GateState, GateStatus
@@ -120,14 +120,11 @@ class ConsoleFeed:
 
     async def _on_gate_status(self, msg: IncomingMessage) -> None:
         try:
-            gate_id = topics.gate_of_status(msg.topic)
-            status = decode(GateStatus, msg.payload)
+            status = decode_from_gate(GateStatus, msg.topic, msg.payload, topics.gate_of_status)
         except (PayloadError, TopicError) as exc:
             log.warning("console: unreadable gate status on %s dropped: %s", msg.topic[:80], exc)
             return
-        if status.gate_id != gate_id:
-            log.warning("console: gate status for %s published on %s dropped", status.gate_id, msg.topic)
-            return
+        gate_id = status.gate_id
         known = self.gates.get(gate_id)
         if known is not None and known.state is status.state:
             return

@@ -10,7 +10,7 @@ from pymongo.errors import PyMongoError
 
 from messaging import IncomingMessage, MqttClient, NotConnected
 from schemas import topics
-from schemas.codec import decode
+from schemas.codec import decode_from_gate
 from schemas.codes import EventCode
 from schemas.documents import AccessEventRecord
 from schemas.errors import PayloadError, TopicError
@@ -52,14 +52,11 @@ def to_event(gate_id: str, d: OfflineDecision) -> AccessEvent:
 def parse_batch(msg: IncomingMessage) -> GateLogBatch:
     """The batch in `msg`, checked against its topic; raises LogRejected."""
     try:
-        gate_id = topics.gate_of_logs(msg.topic)
-        batch = decode(GateLogBatch, msg.payload, topics.MAX_GATE_LOG_BYTES)
+        # Only a gate may speak for itself: a batch naming another gate is refused whole.
+        return decode_from_gate(GateLogBatch, msg.topic, msg.payload, topics.gate_of_logs,
+                                topics.MAX_GATE_LOG_BYTES)
     except (TopicError, PayloadError) as exc:
         raise LogRejected(str(exc)) from None
-    if batch.gate_id != gate_id:
-        # Only a gate may speak for itself: a batch naming another gate is refused whole.
-        raise LogRejected(f"batch for gate {batch.gate_id} published on {msg.topic}")
-    return batch
 
 
 class LogIntake:

@@ -21,7 +21,7 @@ from gate_sync.log_intake import LogIntake
 from messaging import IncomingMessage, MqttClient, NotConnected
 from schemas import topics
 from schemas.base import new_id
-from schemas.codec import decode, encode
+from schemas.codec import decode_from_gate, encode
 from schemas.errors import PayloadError, TopicError
 from schemas.gate import MAX_GATE_SYNC_BYTES, GateState, GateStatus, GateSync, OfflinePass
 from store.repository import Store
@@ -154,13 +154,13 @@ class GateSyncService:
         """A gate (re)connected: if the retained message cannot bring its cache up to date, send a
         snapshot."""
         try:
-            gate_id = topics.gate_of_status(msg.topic)
-            status = decode(GateStatus, msg.payload)
+            status = decode_from_gate(GateStatus, msg.topic, msg.payload, topics.gate_of_status)
         except (TopicError, PayloadError) as exc:
             log.warning("unreadable gate status on %s: %s", msg.topic[:80], exc)
             return
+        gate_id = status.gate_id
         feed = self.feeds.get(gate_id)
-        if feed is None or status.gate_id != gate_id or status.state is not GateState.ONLINE:
+        if feed is None or status.state is not GateState.ONLINE:
             return
         if status.cache_version == feed.version or feed.can_delta_from(status.cache_version):
             return

@@ -28,7 +28,7 @@ from messaging import IncomingMessage, MqttClient, NotConnected
 from monitor.liveness import Change, ChangeKind, GateHealth, LivenessTracker
 from schemas import topics
 from schemas.base import new_id, utc_now
-from schemas.codec import decode
+from schemas.codec import decode_from_gate
 from schemas.codes import EventCode
 from schemas.errors import PayloadError, TopicError
 from schemas.events import AlertEvent, DeviceEvent
@@ -98,19 +98,16 @@ class GateMonitor:
     # inputs ----------------------------------------------------------------------------------
     async def _on_status(self, msg: IncomingMessage) -> None:
         try:
-            gate_id = topics.gate_of_status(msg.topic)
             if not msg.payload:
                 # An empty retained message clears the status: a retired gate. The store's list
                 # brings it back if it is still an active gate there.
-                self.tracker.forget(gate_id)
+                self.tracker.forget(topics.gate_of_status(msg.topic))
                 return
-            status = decode(GateStatus, msg.payload)
+            status = decode_from_gate(GateStatus, msg.topic, msg.payload, topics.gate_of_status)
         except (PayloadError, TopicError) as exc:
             log.warning("monitor: unreadable gate status on %s: %s", msg.topic[:80], exc)
             return
-        if status.gate_id != gate_id:
-            log.warning("monitor: status on %s claims gate %s; ignored", msg.topic, status.gate_id)
-            return
+        gate_id = status.gate_id
         if gate_id in self._inactive:
             return
         online = status.state is GateState.ONLINE
@@ -118,12 +115,12 @@ class GateMonitor:
 
     async def _on_heartbeat(self, msg: IncomingMessage) -> None:
         try:
-            gate_id = topics.gate_of_heartbeat(msg.topic)
-            beat = decode(GateHeartbeat, msg.payload)
+            beat = decode_from_gate(GateHeartbeat, msg.topic, msg.payload, topics.gate_of_heartbeat)
         except (PayloadError, TopicError) as exc:
             log.warning("monitor: unreadable heartbeat on %s: %s", msg.topic[:80], exc)
             return
-        if beat.gate_id != gate_id or gate_id in self._inactive:
+        gate_id = beat.gate_id
+        if gate_id in self._inactive:
             return
         self._apply(self.tracker.heartbeat(gate_id, time.monotonic(), utc_now()))
 

@@ -6,8 +6,9 @@
   per outage);
 - `events/alert/unknown_face` -> the admins; `events/access/{gate}` denials of an unknown credential
   (UNKNOWN_CREDENTIAL: a card or PIN nobody holds; BAD_SIGNATURE: a forged QR) -> the admins. Both at
-  most once per gate and kind per `notify.denial_alert_interval_s`. The building's residents are
-  not told: every stranger's card at the lobby would reach hundreds of phones.
+  most once per gate and kind per `notify.denial_alert_interval_s`. With
+  `notify.strangers_to_residents` the active residents of the gate's building are told too (off by
+  default: every stranger's card at the lobby would reach hundreds of phones).
 
 A message is handled once per `msg_id` (QoS 1 may deliver twice). With `mqtt.shared_subscriptions`
 the worker joins the `notify` share group, so several workers split events instead of repeating.
@@ -30,6 +31,7 @@ from notifier.factory import build_notifier
 from schemas import topics
 from schemas.codec import decode
 from schemas.codes import EventCode, ReasonCode
+from schemas.documents import User, UserKind
 from schemas.errors import PayloadError, TopicError
 from schemas.events import AccessEvent, AlertEvent, VisitorEvent
 from store.repository import Store
@@ -41,6 +43,14 @@ _SEEN_IDS = 4096
 # Denials that mean "someone unknown tried this door"; the others are known people refused by rule.
 _STRANGER_REASONS = {ReasonCode.UNKNOWN_CREDENTIAL: "an unknown credential",
                      ReasonCode.BAD_SIGNATURE: "a forged or altered QR code"}
+
+
+def _building_residents(store: Store, gate_id: str, limit: int) -> list[User]:
+    gate = store.get_gate(gate_id)
+    if gate is None or not gate.building:
+        return []
+    users, _ = store.query_users(building=gate.building, active_only=True, limit=limit)
+    return [u for u in users if u.kind is UserKind.RESIDENT]
 
 
 def _built_by(builder: Callable[[str], str], topic: str) -> bool:
@@ -135,16 +145,20 @@ class NotifyWorker:
         if not self._allowed(f"{event.reason.value}:{event.gate_id}"):
             return
         kind = event.credential_type.value if event.credential_type else "credential"
-        await self._tell_admins("Refused at " + event.gate_id,
-                                f"Gate {event.gate_id} refused {what} ({kind}).",
-                                {"event": event.code.value, "gate_id": event.gate_id, "reason": event.reason.value})
+        title, body = "Refused at " + event.gate_id, f"Gate {event.gate_id} refused {what} ({kind})."
+        data = {"event": event.code.value, "gate_id": event.gate_id, "reason": event.reason.value}
+        await self._tell_admins(title, body, data)
+        await self._tell_building(event.gate_id, title, body, data)
 
     async def _on_unknown_face(self, alert: AlertEvent) -> None:
         if not self._first_time(alert.msg_id) or not self._allowed(f"face:{alert.gate_id}"):
             return
         gate = alert.gate_id or "a gate"
-        await self._tell_admins(f"Unknown face at {gate}", f"Gate {gate} refused an unregistered face.",
-                                {"event": alert.code.value, **({"gate_id": alert.gate_id} if alert.gate_id else {})})
+        title, body = f"Unknown face at {gate}", f"Gate {gate} refused an unregistered face."
+        data = {"event": alert.code.value, **({"gate_id": alert.gate_id} if alert.gate_id else {})}
+        await self._tell_admins(title, body, data)
+        if alert.gate_id:
+            await self._tell_building(alert.gate_id, title, body, data)
 
     async def _on_device_alert(self, alert: AlertEvent) -> None:
         if not self._first_time(alert.msg_id):
@@ -156,6 +170,16 @@ class NotifyWorker:
 
     async def _tell_admins(self, title: str, body: str, data: dict[str, str]) -> None:
         self._report(await self.notifier.notify_admins(title, body, data))
+
+    async def _tell_building(self, gate_id: str, title: str, body: str, data: dict[str, str]) -> None:
+        """The active residents of the gate's building, when the site asked for it."""
+        notify = self._settings.notify
+        if not notify.strangers_to_residents or self._store is None:
+            return
+        store = self._store
+        residents = await asyncio.to_thread(_building_residents, store, gate_id, notify.max_residents_per_alert)
+        for user in residents:
+            self._report(await self.notifier.send(recipients.for_user(user, title, body, data)))
 
     def _report(self, deliveries: list[Delivery]) -> None:
         self.handled += 1

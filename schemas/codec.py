@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -29,6 +30,18 @@ def decode(model: type[M], payload: bytes, limit: int = MAX_DEFAULT_BYTES) -> M:
         # Only locations and messages: the input values may hold card ids or PINs.
         errors = [f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()]
         raise InvalidPayload(model.__name__, errors) from None
+
+
+def decode_from_gate(model: type[M], topic: str, payload: bytes, gate_of: Callable[[str], str],
+                     limit: int = MAX_DEFAULT_BYTES) -> M:
+    """A gate's message on a topic that names the gate (`gates/{id}/status`, ...): the payload's
+    `gate_id` must be the topic's, so nobody speaks for another gate. Raises TopicError,
+    PayloadTooLarge or InvalidPayload."""
+    gate_id = gate_of(topic)
+    message = decode(model, payload, limit)
+    if getattr(message, "gate_id", None) != gate_id:
+        raise InvalidPayload(model.__name__, [f"gate_id: not {gate_id}, whose topic it came on"])
+    return message
 
 
 def salvage_ids(payload: bytes, *fields: str) -> dict[str, str]:

@@ -242,6 +242,10 @@ class Store:
     def put_gate(self, gate: Gate) -> None:
         self.gates.replace_one({"_id": gate.id}, gate.to_mongo(), upsert=True)
 
+    def get_gate(self, gate_id: str) -> Gate | None:
+        doc = self.gates.find_one({"_id": gate_id})
+        return None if doc is None else Gate.from_mongo(doc)
+
     def iter_gates(self) -> Iterator[Gate]:
         for doc in self.gates.find():
             yield Gate.from_mongo(doc)

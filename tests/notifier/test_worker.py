@@ -4,6 +4,7 @@ and device alerts reach the admins, each once."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ from messaging import IncomingMessage, MqttClient
 from notifier.service import NotifyWorker
 from schemas import topics
 from schemas.codes import CredentialType, EventCode, ReasonCode
-from schemas.documents import User
+from schemas.documents import Gate, User, UserKind
 from schemas.events import AccessEvent, AlertEvent, NotificationEvent, VisitorEvent
 from store.repository import Store
 from tests.conftest import BrokerInfo, eventually, make_settings
@@ -42,13 +43,21 @@ def sms() -> Iterator[HttpStandIn]:
 
 @pytest.fixture
 async def site(tmp_path: Path, broker: BrokerInfo, embedded_store: Store, sms: HttpStandIn) -> AsyncIterator[Site]:
+    async with _site(tmp_path, broker, embedded_store, sms) as s:
+        yield s
+
+
+@contextlib.asynccontextmanager
+async def _site(tmp_path: Path, broker: BrokerInfo, embedded_store: Store, sms: HttpStandIn,
+                **notify_options: object) -> AsyncIterator[Site]:
     await asyncio.to_thread(embedded_store.put_user, User(id="U1", name="Kim", building="A", unit="1203",
                                                           phone="+82 10 1234 5678"))
     await asyncio.to_thread(embedded_store.put_user, User(id="U9", name="Gone", active=False, phone="+821099990000"))
     base = make_settings(tmp_path, broker)
     notify = NotifySettings(channels=["local", "sms"], sms_webhook_url=sms.url + "/sms",
                             sms_token=SecretStr("gw-token"), retry_backoff_s=0.01, denial_alert_interval_s=60,
-                            admins=[NotifyRecipient(id="admin-1"), NotifyRecipient(id="admin-2")])
+                            admins=[NotifyRecipient(id="admin-1"), NotifyRecipient(id="admin-2")],
+                            **notify_options)  # type: ignore[arg-type]
     settings = base.model_copy(update={"notify": notify})
     worker = NotifyWorker(settings, embedded_store)
     probe = MqttClient(settings.mqtt, "notify-probe")
@@ -132,3 +141,19 @@ async def test_device_alerts_and_unknown_faces_reach_admins(site: Site) -> None:
     assert by_event["DEVICE_OFFLINE"].title == "Gate lobby offline"
     assert by_event["DEVICE_OFFLINE"].body == "gate lobby offline since 12:00"
     assert len(site.to("admin-2")) == 2
+
+
+async def test_strangers_reach_the_buildings_residents_when_asked(tmp_path: Path, amqtt_broker: BrokerInfo,
+                                                                  embedded_store: Store, sms: HttpStandIn) -> None:
+    await asyncio.to_thread(embedded_store.put_gate, Gate(id="lobby", name="Lobby A", building="A"))
+    await asyncio.to_thread(embedded_store.put_user, User(id="U2", name="Lee", building="B", unit="0101"))
+    await asyncio.to_thread(embedded_store.put_user, User(id="S1", name="Guard", kind=UserKind.STAFF, building="A"))
+    async with _site(tmp_path, amqtt_broker, embedded_store, sms, strangers_to_residents=True) as site:
+        face = AlertEvent(code=EventCode.UNKNOWN_FACE, gate_id="lobby", detail="unregistered face refused")
+        await site.probe.publish(topics.alert_event("unknown_face"), face)
+        await eventually(lambda: site.to("U1"))
+        await asyncio.sleep(0.3)
+        [note] = site.to("U1")  # the active resident of building A, once
+        assert note.title == "Unknown face at lobby"
+        assert site.to("U2") == [] and site.to("U9") == [] and site.to("S1") == []
+        assert len(site.to("admin-1")) == 1
