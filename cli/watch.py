@@ -26,7 +26,8 @@ def format_message(topic: str, payload: bytes) -> str:
             return f"{_clock(a.ts.isoformat())}  ALERT {a.code.value} gate={a.gate_id or '-'}: {a.detail}"
         if topic.startswith("events/device/"):
             d = DeviceEvent.model_validate_json(payload)
-            return f"{_clock(d.ts.isoformat())}  {d.gate_id:<12} {d.state.value.upper()}"
+            seen = f" (last seen {_clock(d.last_seen.isoformat())})" if d.last_seen else ""
+            return f"{_clock(d.ts.isoformat())}  {d.gate_id:<12} {d.state.value.upper()}{seen}"
         if topic.startswith("gates/") and topic.endswith("/status"):
             s = GateStatus.model_validate_json(payload)
             return f"{_clock(s.ts.isoformat())}  {s.gate_id:<12} {s.state.value.upper()}"

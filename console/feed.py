@@ -48,6 +48,8 @@ class GateView(StrictModel):
     state: GateState
     changed_at: AwareDatetime
     firmware: str
+    # When the gate monitor last heard it live (from its events/device/{gate} announcements).
+    last_seen: AwareDatetime | None = None
 
 
 class StreamMessage(StrictModel):
@@ -117,6 +119,16 @@ class ConsoleFeed:
             return
         self.recent.appendleft(item)
         self.hub.publish(StreamMessage(event="feed", data=item.model_dump_json()))
+        if msg.topic.startswith("events/device/"):
+            self._seen(DeviceEvent.model_validate_json(msg.payload))
+
+    def _seen(self, event: DeviceEvent) -> None:
+        known = self.gates.get(event.gate_id)
+        if known is None or event.last_seen is None:
+            return
+        view = known.model_copy(update={"last_seen": event.last_seen})
+        self.gates[event.gate_id] = view
+        self.hub.publish(StreamMessage(event="gate", data=view.model_dump_json()))
 
     async def _on_gate_status(self, msg: IncomingMessage) -> None:
         try:
@@ -129,7 +141,8 @@ class ConsoleFeed:
         if known is not None and known.state is status.state:
             return
         view = GateView(gate_id=gate_id, state=status.state, firmware=status.firmware,
-                        changed_at=_change_time(status, msg.retain))
+                        changed_at=_change_time(status, msg.retain),
+                        last_seen=known.last_seen if known is not None else None)
         self.gates[gate_id] = view
         self.hub.publish(StreamMessage(event="gate", data=view.model_dump_json()))
 

@@ -182,12 +182,12 @@ class GateMonitor:
         since = change.down_since.isoformat(timespec="seconds") if change.down_since else "?"
         if change.kind is ChangeKind.WENT_DOWN:
             log.warning("gate=%s offline: %s", gate, change.reason)
-            self._queue(topics.device_event(gate),
-                        DeviceEvent(code=EventCode.GATE_OFFLINE, gate_id=gate, state=GateState.OFFLINE))
+            self._queue(topics.device_event(gate), DeviceEvent(code=EventCode.GATE_OFFLINE, gate_id=gate,
+                                                               state=GateState.OFFLINE, last_seen=self.last_seen(gate)))
         elif change.kind is ChangeKind.CAME_UP:
             log.info("gate=%s online (%s)", gate, change.reason)
-            self._queue(topics.device_event(gate),
-                        DeviceEvent(code=EventCode.GATE_ONLINE, gate_id=gate, state=GateState.ONLINE))
+            self._queue(topics.device_event(gate), DeviceEvent(code=EventCode.GATE_ONLINE, gate_id=gate,
+                                                               state=GateState.ONLINE, last_seen=self.last_seen(gate)))
         elif change.kind is ChangeKind.ALERT:
             log.error("gate=%s DEVICE OFFLINE since %s: %s", gate, since, change.reason)
             self.alerts_sent += 1

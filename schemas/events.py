@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, StringConstraints
+from pydantic import AwareDatetime, Field, StringConstraints
 
 from schemas.base import Identifier, Message
 from schemas.codes import CredentialType, EventCode, ReasonCode
@@ -26,11 +26,12 @@ class AccessEvent(Message):
 
 
 class DeviceEvent(Message):
-    """A gate came online or went offline."""
+    """A gate came online or went offline, and when it was last heard from live."""
 
     code: EventCode
     gate_id: Identifier
     state: GateState
+    last_seen: AwareDatetime | None = None
 
 
 class AlertEvent(Message):

@@ -63,6 +63,8 @@
     cell(fresh, gate.gate_id);
     cell(fresh, gate.state, "state");
     timeCell(fresh, gate.changed_at, "since");
+    if (gate.last_seen) timeCell(fresh, gate.last_seen, "seen");
+    else cell(fresh, "-", "seen");
     cell(fresh, gate.firmware);
     if (row) body.replaceChild(fresh, row);
     else body.appendChild(fresh);

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from cli.demo_data import DEMO_CARD, demo_face_photo
 from cli.watch import format_message
 from config.ports import free_port
 from schemas.codes import CredentialType, EventCode, ReasonCode
-from schemas.events import AccessEvent
+from schemas.events import AccessEvent, DeviceEvent
 from schemas.gate import GateState, GateStatus
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -144,6 +145,10 @@ def test_watch_lines_are_readable() -> None:
     assert "UNKNOWN_CREDENTIAL" in format_message("events/access/lobby", denied.model_dump_json().encode())
     status = GateStatus(gate_id="lobby", state=GateState.OFFLINE)
     assert "OFFLINE" in format_message("gates/lobby/status", status.model_dump_json().encode())
+    seen = datetime(2026, 11, 23, 10, 21, 33, tzinfo=UTC)
+    down = DeviceEvent(code=EventCode.GATE_OFFLINE, gate_id="lobby", state=GateState.OFFLINE, last_seen=seen)
+    line = format_message("events/device/lobby", down.model_dump_json().encode())
+    assert "lobby" in line and "OFFLINE" in line and "last seen 10:21:33" in line
     assert "unreadable" in format_message("events/access/lobby", b"{bad")
 
 

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import socket
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from schemas import topics
 from schemas.codec import encode
 from schemas.codes import CredentialType, EventCode, ReasonCode
 from schemas.errors import PayloadError
-from schemas.events import AccessEvent, NotificationEvent
+from schemas.events import AccessEvent, DeviceEvent, NotificationEvent
 from schemas.gate import GateState, GateStatus
 from store.repository import Store
 from tests.conftest import BrokerInfo
@@ -76,6 +77,14 @@ async def test_gate_status_retained_before_start_then_live_over_sse(tmp_path: Pa
 
                 data = await asyncio.wait_for(next_data(), 10)
                 assert '"gate_id":"garage"' in data and '"state":"offline"' in data
+                # The gate monitor's announcement says when it was last heard from: shown live.
+                seen = datetime(2026, 11, 23, 10, 21, 33, tzinfo=UTC)
+                await gate.publish(topics.device_event("garage"), DeviceEvent(
+                    code=EventCode.GATE_OFFLINE, gate_id="garage", state=GateState.OFFLINE, last_seen=seen))
+                # Two messages follow: the event's line for the events page, then the gate's new row.
+                updates = [await asyncio.wait_for(next_data(), 10) for _ in range(2)]
+                assert any('"gate_id":"garage"' in d and '"last_seen":"2026-11-23T10:21:33Z"' in d for d in updates)
+            assert "10:21:33" in (await http.get("/gates")).text
             assert 'data-gate-id="lobby"' not in (await http.get("/gates")).text
     finally:
         gate.stop()
