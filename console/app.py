@@ -34,8 +34,9 @@ from console.admins import AdminPool
 from console.auth import AdminDirectory, LoginLimiter, LoginThrottled
 from console.enroll import EnrollOutcome, enroll_resident
 from console.feed import ConsoleFeed, StreamMessage, new_feed
-from console.middleware import BodyLimit, BodyTooLarge, SecurityHeaders
+from console.middleware import BodyLimit, SecurityHeaders
 from console.sessions import LOGIN_COOKIE, SESSION_COOKIE, InvalidSession, Session, SessionSigner, new_login_nonce
+from http_guard.middleware import BodyTooLarge
 from schemas.access import MAX_FACE_JPEG_BYTES
 from schemas.admin import AddCard, AddFace, AdminAction, AdminReply, CreateUser, DeleteUser, ListUsers
 from schemas.base import is_identifier
