@@ -15,6 +15,9 @@ from store.keyed_hash import KeyedHasher
 from store.repository import Store
 
 DEMO_GATE = "gate-1"
+# The gate `passage up` simulates: not gate-1, which `passage gate` from another terminal plays (one
+# gate id is one device: a second connection under it would push the first off the broker).
+SIMULATED_GATE = "gate-2"
 DEMO_USER = "U1001"
 DEMO_CARD = "DEMO-CARD-0001"
 UNKNOWN_CARD = "NOT-ENROLLED-9999"
@@ -34,8 +37,9 @@ def stranger_photo() -> Path:
 def seed_demo(store: Store, hasher: KeyedHasher, engine: FaceEngine | None = None) -> None:
     """Create the demo records if missing (idempotent); with an engine, enroll the demo face too."""
     store.put_gate(Gate(id=DEMO_GATE, name="Lobby door", building="A"))
+    store.put_gate(Gate(id=SIMULATED_GATE, name="Garage door (simulated by passage up)", building="A"))
     store.put_access_group(AccessGroup(id="residents-A", name="Residents of building A",
-                                       gate_ids=[DEMO_GATE]))
+                                       gate_ids=[DEMO_GATE, SIMULATED_GATE]))
     store.put_user(User(id=DEMO_USER, name="Demo Resident", building="A", unit="1203",
                         groups=["residents-A"]))
     try:

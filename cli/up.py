@@ -11,7 +11,15 @@ from accounts.store import AccountStore, Role
 from admin_worker.service import AdminWorker
 from auth_worker.service import AuthWorker
 from broker.embedded import EmbeddedBroker
-from cli.demo_data import DEMO_CARD, DEMO_GATE, DEMO_USER, UNKNOWN_CARD, demo_face_photo, seed_demo, stranger_photo
+from cli.demo_data import (
+    DEMO_CARD,
+    DEMO_USER,
+    SIMULATED_GATE,
+    UNKNOWN_CARD,
+    demo_face_photo,
+    seed_demo,
+    stranger_photo,
+)
 from cli.gate_cli import describe
 from cli.notify_cli import MonitorServices
 from cli.sync_cli import run_gate_sync
@@ -54,7 +62,7 @@ async def run_up(settings: Settings, demo_interval: float) -> None:
         monitoring = MonitorServices(settings, handle.store)
         watcher = MqttClient(settings.mqtt, "passage-up-watch")
         attach_printer(watcher)
-        gate = GateAgent(settings, DEMO_GATE)
+        gate = GateAgent(settings, SIMULATED_GATE)
         stoppers = [worker.mqtt, watcher, admin.mqtt]
         tasks = [asyncio.create_task(worker.run(), name="auth"),
                  asyncio.create_task(watcher.run(), name="watch"),
@@ -100,7 +108,7 @@ async def run_up(settings: Settings, demo_interval: float) -> None:
             while True:
                 await asyncio.sleep(demo_interval)
                 decision = await gate.present(demo[n % len(demo)])
-                log.info("simulated gate %s: %s", DEMO_GATE, describe(decision))
+                log.info("simulated gate %s: %s", SIMULATED_GATE, describe(decision))
                 n += 1
         else:
             await asyncio.Event().wait()

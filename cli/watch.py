@@ -6,7 +6,7 @@ import json
 
 from pydantic import ValidationError
 
-from schemas.events import AccessEvent, AlertEvent, DeviceEvent
+from schemas.events import AccessEvent, AlertEvent, DeviceEvent, EnrollEvent, NotificationEvent, VisitorEvent
 from schemas.gate import GateStatus
 
 
@@ -28,6 +28,19 @@ def format_message(topic: str, payload: bytes) -> str:
             d = DeviceEvent.model_validate_json(payload)
             seen = f" (last seen {_clock(d.last_seen.isoformat())})" if d.last_seen else ""
             return f"{_clock(d.ts.isoformat())}  {d.gate_id:<12} {d.state.value.upper()}{seen}"
+        if topic.startswith("events/visitor/"):
+            v = VisitorEvent.model_validate_json(payload)
+            at = f" at {v.gate_id}" if v.gate_id else ""
+            return (f"{_clock(v.ts.isoformat())}  VISITOR {v.code.value} pass={v.pass_id} resident={v.resident_id}"
+                    f"{at} uses {v.uses}/{v.max_uses}")
+        if topic.startswith("events/enroll/"):
+            en = EnrollEvent.model_validate_json(payload)
+            outcome = "done" if en.ok else en.code.value
+            dup = f" {en.sub_code} held by {en.matched_user_id}" if en.matched_user_id else ""
+            return f"{_clock(en.ts.isoformat())}  ADMIN {en.admin_id} {en.action} {en.target or '-'}: {outcome}{dup}"
+        if topic.startswith("events/notify/"):
+            n = NotificationEvent.model_validate_json(payload)
+            return f"{_clock(n.ts.isoformat())}  NOTIFY {n.recipient_id}: {n.title} - {n.body}"
         if topic.startswith("gates/") and topic.endswith("/status"):
             s = GateStatus.model_validate_json(payload)
             return f"{_clock(s.ts.isoformat())}  {s.gate_id:<12} {s.state.value.upper()}"

@@ -16,7 +16,7 @@ from cli.demo_data import DEMO_CARD, demo_face_photo
 from cli.watch import format_message
 from config.ports import free_port
 from schemas.codes import CredentialType, EventCode, ReasonCode
-from schemas.events import AccessEvent, DeviceEvent
+from schemas.events import AccessEvent, DeviceEvent, EnrollEvent, NotificationEvent, VisitorEvent
 from schemas.gate import GateState, GateStatus
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -149,6 +149,17 @@ def test_watch_lines_are_readable() -> None:
     down = DeviceEvent(code=EventCode.GATE_OFFLINE, gate_id="lobby", state=GateState.OFFLINE, last_seen=seen)
     line = format_message("events/device/lobby", down.model_dump_json().encode())
     assert "lobby" in line and "OFFLINE" in line and "last seen 10:21:33" in line
+    entered = VisitorEvent(code=EventCode.VISITOR_ENTERED, pass_id="P1", resident_id="U1001", visitor_name="Kim",
+                           gate_id="lobby", uses=1, max_uses=2)
+    line = format_message("events/visitor/P1", entered.model_dump_json().encode())
+    assert "VISITOR_ENTERED" in line and "pass=P1" in line and "at lobby" in line and "uses 1/2" in line
+    dup = EnrollEvent(code=EventCode.USER_DUPLICATE_CREDENTIAL, command_id="c1", admin_id="admin", action="add_card",
+                      target="U2", ok=False, sub_code="CARD", matched_user_id="U1")
+    line = format_message("events/enroll/U2", dup.model_dump_json().encode())
+    assert "add_card U2: USER_DUPLICATE_CREDENTIAL CARD held by U1" in line
+    note = NotificationEvent(recipient_id="U1001", title="Your visitor has arrived", body="Kim entered.")
+    assert "NOTIFY U1001: Your visitor has arrived" in format_message("events/notify/U1001",
+                                                                      note.model_dump_json().encode())
     assert "unreadable" in format_message("events/access/lobby", b"{bad")
 
 
