@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 from pymongo.errors import PyMongoError
 
+from accounts.attempts import AttemptLimiter, TooManyAttempts
 from auth_worker.decide import Decision, check_request, decide, decide_face, outdated
 from auth_worker.passes import decide_use, judge_token
 from auth_worker.refresh import SnapshotRefresher
@@ -66,6 +67,7 @@ class AuthWorker:
         self._pass_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="pass")
         self._answered: OrderedDict[tuple[str, str], AccessResponse] = OrderedDict()
         self._in_flight: set[tuple[str, str]] = set()
+        self._pin_attempts = AttemptLimiter(settings.auth.pin_max_failures, settings.auth.pin_window_s)
         self._last_alert: dict[str, float] = {}
         self.decisions = 0
         self.ready = asyncio.Event()
@@ -160,6 +162,8 @@ class AuthWorker:
             decision = await self._decide_face(request, gate_id, request.credential)
         elif isinstance(request.credential, QrCredential):
             decision, entered = await self._decide_pass(request, gate_id, request.credential)
+        elif isinstance(request.credential, PinCredential):
+            decision = self._decide_pin(request, gate_id, request.credential)
         else:
             decision = decide(request, gate_id, self.snapshot, self._hasher, utc_now(), self._tz,
                               self._settings.auth.max_request_age_s, self._settings.auth.max_clock_skew_s)
@@ -170,6 +174,25 @@ class AuthWorker:
             await self._alert_unknown_face(gate_id, request.request_id, decision.score)
         if entered is not None:
             await self._visitor_entered(entered, gate_id)
+
+    def _decide_pin(self, request: AccessRequest, gate_id: str, pin: PinCredential) -> Decision:
+        """A PIN, unless this unit's keypad entry at this gate is locked by recent wrong guesses
+        (then even the right PIN waits: otherwise the lock would not stop a guesser)."""
+        key = f"{gate_id}\x00{(pin.unit or '').strip().upper()}"
+        try:
+            self._pin_attempts.check(key)
+        except TooManyAttempts as exc:
+            log.warning("gate=%s request=%s PIN entry locked for %.0fs after repeated wrong PINs", gate_id,
+                        request.request_id, exc.retry_after)
+            return Decision.deny(ReasonCode.TOO_MANY_ATTEMPTS)
+        auth = self._settings.auth
+        decision = decide(request, gate_id, self.snapshot, self._hasher, utc_now(), self._tz,
+                          auth.max_request_age_s, auth.max_clock_skew_s)
+        if decision.reason is ReasonCode.UNKNOWN_CREDENTIAL:
+            self._pin_attempts.failed(key)
+        elif decision.granted:
+            self._pin_attempts.succeeded(key)
+        return decision
 
     def _migrate_if_outdated(self, credential: CardCredential | PinCredential) -> None:
         """After a key rotation: move a credential presented in clear onto the current key."""

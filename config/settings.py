@@ -118,6 +118,10 @@ class AuthSettings(Section):
     max_request_age_s: float = Field(default=60.0, gt=0)
     max_clock_skew_s: float = Field(default=30.0, ge=0)
     dedup_window: int = Field(default=10_000, ge=0)
+    # Keypad guessing: this many wrong PINs for one unit at one gate within the window lock that
+    # unit's PIN entry at that gate until the oldest failure leaves the window.
+    pin_max_failures: int = Field(default=5, ge=1)
+    pin_window_s: float = Field(default=300.0, gt=0)
     max_in_flight: int = Field(default=512, ge=1)
 
 

@@ -26,12 +26,13 @@ from pydantic import ValidationError
 from pymongo.errors import PyMongoError
 from starlette.datastructures import FormData, UploadFile
 
+from accounts.attempts import AttemptLimiter, TooManyAttempts
 from accounts.store import AccountStore
 from admin_worker.client import AdminClientError, AdminTimeout
 from config.key_files import secret_text
 from config.settings import Settings
 from console.admins import AdminPool
-from console.auth import AdminDirectory, LoginLimiter, LoginThrottled
+from console.auth import AdminDirectory
 from console.enroll import EnrollOutcome, enroll_resident
 from console.feed import ConsoleFeed, StreamMessage, new_feed
 from console.middleware import BodyLimit, SecurityHeaders
@@ -73,7 +74,7 @@ class Console:
 
     settings: Settings
     signer: SessionSigner
-    limiter: LoginLimiter
+    limiter: AttemptLimiter
     directory: AdminDirectory
     feed: ConsoleFeed
     admins: AdminPool
@@ -95,7 +96,7 @@ def build_app(settings: Settings, accounts: AccountStore, feed: ConsoleFeed | No
     console = Console(
         settings=settings,
         signer=SessionSigner(session_secret(settings), cs.session_ttl_s),
-        limiter=LoginLimiter(cs.login_max_failures, cs.login_window_s),
+        limiter=AttemptLimiter(cs.login_max_failures, cs.login_window_s),
         directory=AdminDirectory(accounts),
         feed=feed or new_feed(settings.mqtt, cs.recent_events),
         admins=AdminPool(settings.mqtt, cs.reply_timeout_s),
@@ -264,7 +265,7 @@ async def login(request: Request) -> Response:
     keys = (f"addr:{client}", f"account:{username.lower()[:64]}")
     try:
         console.limiter.check(*keys)
-    except LoginThrottled as exc:
+    except TooManyAttempts as exc:
         log.warning("console: log-in throttled for %s", client)
         throttled = _login_page(request, f"Too many failed log-ins. Try again in {exc.retry_after:.0f} s.",
                                 429, next_url)

@@ -11,8 +11,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from accounts.attempts import AttemptLimiter, TooManyAttempts
 from config.settings import Settings
-from edge_agent.cache import GateCache, SyncRefused
+from edge_agent.cache import CacheAnswer, GateCache, SyncRefused
 from edge_agent.db import open_gate_db
 from edge_agent.keys import gate_hasher
 from edge_agent.offline import decide_offline
@@ -21,9 +22,10 @@ from edge_agent.relay import DoorRelay, make_relay
 from edge_agent.uploader import LogUploader
 from messaging import IncomingMessage, MqttClient, NotConnected, Will
 from schemas import topics
-from schemas.access import AccessRequest, AccessResponse, CardCredential, Credential
+from schemas.access import AccessRequest, AccessResponse, CardCredential, Credential, PinCredential
 from schemas.base import new_id, utc_now
 from schemas.codec import decode, encode
+from schemas.codes import ReasonCode
 from schemas.errors import PayloadError, TopicError
 from schemas.gate import MAX_GATE_SYNC_BYTES, GateHeartbeat, GatePing, GateState, GateStatus, GateSync, OfflineDecision
 
@@ -63,6 +65,7 @@ class GateAgent:
         self._db = open_gate_db(cache_path(settings, self.gate_id))
         self.cache = GateCache(self._db, self.gate_id)
         self.offline_log = OfflineLog(self._db)
+        self._pin_attempts = AttemptLimiter(settings.auth.pin_max_failures, settings.auth.pin_window_s)
         self._hasher = gate_hasher(settings)
         offline = GateStatus(gate_id=self.gate_id, state=GateState.OFFLINE, cache_version=self.cache.version)
         self.mqtt = MqttClient(
@@ -178,8 +181,7 @@ class GateAgent:
                 await asyncio.wait_for(self._synced.wait(), self._settings.gate.sync_wait_s)
             except TimeoutError:
                 pass
-        answer = decide_offline(request.credential, self.cache, self._hasher, utc_now(), self.gate_id,
-                                stale=self.stale)
+        answer = self._offline_answer(request.credential)
         rtt = (time.perf_counter() - started) * 1000
         decision = OfflineDecision(event_id=new_id(), request_id=request.request_id, ts=utc_now(),
                                    credential_type=request.credential.type, granted=answer.granted,
@@ -193,6 +195,22 @@ class GateAgent:
         self.uploader.wake()
         return GateDecision(request.request_id, answer.granted, answer.reason.value, answer.subject_id,
                             (time.perf_counter() - started) * 1000, None, offline=True)
+
+    def _offline_answer(self, credential: Credential) -> CacheAnswer:
+        if not isinstance(credential, PinCredential):
+            return decide_offline(credential, self.cache, self._hasher, utc_now(), self.gate_id, stale=self.stale)
+        # The same keypad lock as the auth worker's: offline is no time to let a guesser try them all.
+        key = (credential.unit or "").strip().upper()
+        try:
+            self._pin_attempts.check(key)
+        except TooManyAttempts:
+            return CacheAnswer(False, ReasonCode.TOO_MANY_ATTEMPTS)
+        answer = decide_offline(credential, self.cache, self._hasher, utc_now(), self.gate_id, stale=self.stale)
+        if answer.reason is ReasonCode.UNKNOWN_CREDENTIAL:
+            self._pin_attempts.failed(key)
+        elif answer.granted:
+            self._pin_attempts.succeeded(key)
+        return answer
 
     async def present_card(self, acc_id: str) -> GateDecision:
         return await self.present(CardCredential(acc_id=acc_id))

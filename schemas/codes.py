@@ -30,6 +30,8 @@ class ReasonCode(StrEnum):
     PASS_USED_UP = "PASS_USED_UP"
     PASS_REVOKED = "PASS_REVOKED"
     BAD_SIGNATURE = "BAD_SIGNATURE"
+    # Too many wrong PINs for this unit at this gate: the keypad is locked for a while.
+    TOO_MANY_ATTEMPTS = "TOO_MANY_ATTEMPTS"
     # Offline at the gate: no face templates on the edge, use PIN / unit code.
     OFFLINE_UNSUPPORTED = "OFFLINE_UNSUPPORTED"
     # Decided at the gate, never sent by a worker: no answer in time, door stays shut.

@@ -79,3 +79,17 @@ async def test_pin_never_reaches_the_audit_stream(platform: Platform) -> None:
     await platform.lobby.present(PinCredential(pin="9173", unit="1203"))
     await eventually(lambda: len(events) >= 2)
     assert all(b"4827" not in m.payload and b"9173" not in m.payload for m in events)
+
+
+async def test_repeated_wrong_pins_lock_that_units_keypad_at_that_gate(platform: Platform) -> None:
+    limit = platform.settings.auth.pin_max_failures
+    for guess in range(limit):
+        wrong = await platform.lobby.present(PinCredential(pin=f"90{guess:02d}", unit="1203"))
+        assert wrong.reason == ReasonCode.UNKNOWN_CREDENTIAL.value
+    # Locked: even the right PIN is refused now, so a guesser cannot keep going.
+    locked = await platform.lobby.present(PinCredential(pin="4827", unit="1203"))
+    assert not locked.granted and locked.reason == ReasonCode.TOO_MANY_ATTEMPTS.value
+    assert platform.lobby_relay.unlock_count == 0
+    # Other units at the same gate are not locked out by it.
+    other = await platform.lobby.present(PinCredential(pin="4827", unit="0801"))
+    assert other.granted and other.subject_id == "U3"

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from console.auth import LoginLimiter, LoginThrottled
+from accounts.attempts import AttemptLimiter, TooManyAttempts
 from console.sessions import InvalidSession, SessionSigner
 
 SECRET = "a" * 64
@@ -59,13 +59,13 @@ def test_a_short_secret_is_refused() -> None:
 
 
 def test_limiter_counts_failures_per_key_within_the_window() -> None:
-    limiter = LoginLimiter(max_failures=2, window_s=0.2)
+    limiter = AttemptLimiter(max_failures=2, window_s=0.2)
     limiter.failed("addr:1", "account:boss")
     limiter.check("addr:1", "account:boss")
     limiter.failed("addr:1", "account:boss")
-    with pytest.raises(LoginThrottled):
+    with pytest.raises(TooManyAttempts):
         limiter.check("addr:2", "account:boss")  # the account is locked from every address
-    with pytest.raises(LoginThrottled):
+    with pytest.raises(TooManyAttempts):
         limiter.check("addr:1", "account:other")
     limiter.check("addr:2", "account:other")
     time.sleep(0.25)
@@ -73,9 +73,9 @@ def test_limiter_counts_failures_per_key_within_the_window() -> None:
 
 
 def test_limiter_table_stays_bounded() -> None:
-    limiter = LoginLimiter(max_failures=1, window_s=60, max_keys=100)
+    limiter = AttemptLimiter(max_failures=1, window_s=60, max_keys=100)
     for n in range(1000):
         limiter.failed(f"addr:{n}")
     assert len(limiter._failures) == 100
-    with pytest.raises(LoginThrottled):
+    with pytest.raises(TooManyAttempts):
         limiter.check("addr:999")
