@@ -30,6 +30,7 @@ from schemas.codes import CredentialType, EventCode, ReasonCode
 from schemas.documents import AccessEventRecord
 from schemas.errors import InvalidPayload, PayloadTooLarge, TopicError
 from schemas.events import AccessEvent, AlertEvent, VisitorEvent
+from store.event_journal import EventJournal
 from store.event_writer import EventWriter
 from store.keyed_hash import KeyedHasher
 from store.passes import UseOutcome, VisitorPass, VisitorPassStore
@@ -54,7 +55,11 @@ class AuthWorker:
         self.snapshot = AccessSnapshot()
         self.client_id = client_id or f"auth-{new_id()[:8]}"
         self.mqtt = MqttClient(settings.mqtt, self.client_id, max_in_flight=settings.auth.max_in_flight)
-        self.events = EventWriter(store, settings.store.event_batch_size, settings.store.event_flush_ms)
+        journal_dir = settings.store.event_journal_dir or settings.data_dir / "journal"
+        # One directory per database: an adopted event must land where its worker would have put it.
+        self.events = EventWriter(store, settings.store.event_batch_size, settings.store.event_flush_ms,
+                                  journal=EventJournal(journal_dir / store.db.name),
+                                  adopt_every_s=settings.store.journal_adopt_s)
         self.refresher = SnapshotRefresher(store, self._set_snapshot, settings.store.cache_poll_s)
         self.face_engine: FaceEngine | None = None
         self.faces = FaceIndexSync(store, settings.face.model_id)
@@ -77,6 +82,7 @@ class AuthWorker:
 
     async def run(self) -> None:
         """Load the snapshot (and face models and index), then serve until cancelled or `stop()`."""
+        self.events.open()
         await self.refresher.reload()
         tasks = [asyncio.create_task(self.refresher.run(), name="snapshot-refresh"),
                  asyncio.create_task(self.events.run(), name="event-writer")]
@@ -307,17 +313,18 @@ class AuthWorker:
                                   reason=decision.reason, subject_id=decision.subject_id,
                                   latency_ms=latency_ms)
         self._remember(gate_id, request_id, response)
+        event_id = access_event_id(gate_id, request_id)
+        # Journaled before the answer goes out: a worker killed after answering loses no record.
+        self.events.add(AccessEventRecord(
+            id=event_id, ts=response.ts, request_id=request_id, gate_id=gate_id,
+            credential_type=credential_type, granted=decision.granted, reason=decision.reason,
+            subject_id=decision.subject_id, latency_ms=latency_ms))
         await self._publish_response(response)
         self.decisions += 1
         log.info("gate=%s request=%s %s %s subject=%s", gate_id, request_id,
                  "GRANTED" if decision.granted else "DENIED", decision.reason.value,
                  decision.subject_id or "-")
         event_code = EventCode.ACCESS_GRANTED if decision.granted else EventCode.ACCESS_DENIED
-        event_id = access_event_id(gate_id, request_id)
-        self.events.add(AccessEventRecord(
-            id=event_id, ts=response.ts, request_id=request_id, gate_id=gate_id,
-            credential_type=credential_type, granted=decision.granted, reason=decision.reason,
-            subject_id=decision.subject_id, latency_ms=latency_ms))
         event = AccessEvent(msg_id=event_id, ts=response.ts, code=event_code,
                             request_id=request_id, gate_id=gate_id, credential_type=credential_type,
                             granted=decision.granted, reason=decision.reason,

@@ -108,6 +108,10 @@ class StoreSettings(Section):
     embedded_port: int = Field(default=0, ge=0, le=65535)
     event_batch_size: int = Field(default=500, ge=1)
     event_flush_ms: int = Field(default=200, ge=1)
+    # Write-ahead journal of answered access events (store/event_journal.py). Unset:
+    # data_dir/journal; workers sharing it adopt a dead worker's events within `journal_adopt_s`.
+    event_journal_dir: Path | None = None
+    journal_adopt_s: float = Field(default=1.0, gt=0)
     cache_poll_s: float = Field(default=30.0, gt=0)
 
 
