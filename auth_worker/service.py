@@ -7,6 +7,7 @@ import hashlib
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from zoneinfo import ZoneInfo
 
@@ -30,6 +31,7 @@ from schemas.codes import CredentialType, EventCode, ReasonCode
 from schemas.documents import AccessEventRecord
 from schemas.errors import InvalidPayload, PayloadTooLarge, TopicError
 from schemas.events import AccessEvent, AlertEvent, VisitorEvent
+from store.attempts import SharedAttemptLimiter
 from store.event_journal import EventJournal
 from store.event_writer import EventWriter
 from store.keyed_hash import KeyedHasher
@@ -73,6 +75,8 @@ class AuthWorker:
         self._answered: OrderedDict[tuple[str, str], AccessResponse] = OrderedDict()
         self._in_flight: set[tuple[str, str]] = set()
         self._pin_attempts = AttemptLimiter(settings.auth.pin_max_failures, settings.auth.pin_window_s)
+        self._shared_pin_attempts = SharedAttemptLimiter(store.db, settings.auth.pin_max_failures,
+                                                         settings.auth.pin_window_s)
         self._last_alert: dict[str, float] = {}
         self.decisions = 0
         self.ready = asyncio.Event()
@@ -169,7 +173,7 @@ class AuthWorker:
         elif isinstance(request.credential, QrCredential):
             decision, entered = await self._decide_pass(request, gate_id, request.credential)
         elif isinstance(request.credential, PinCredential):
-            decision = self._decide_pin(request, gate_id, request.credential)
+            decision = await self._decide_pin(request, gate_id, request.credential)
         else:
             decision = decide(request, gate_id, self.snapshot, self._hasher, utc_now(), self._tz,
                               self._settings.auth.max_request_age_s, self._settings.auth.max_clock_skew_s)
@@ -181,12 +185,16 @@ class AuthWorker:
         if entered is not None:
             await self._visitor_entered(entered, gate_id)
 
-    def _decide_pin(self, request: AccessRequest, gate_id: str, pin: PinCredential) -> Decision:
+    async def _decide_pin(self, request: AccessRequest, gate_id: str, pin: PinCredential) -> Decision:
         """A PIN, unless this unit's keypad entry at this gate is locked by recent wrong guesses
-        (then even the right PIN waits: otherwise the lock would not stop a guesser)."""
+        (then even the right PIN waits: otherwise the lock would not stop a guesser).
+
+        The lock is counted in the store, so it holds across every worker; this worker's own count
+        stands in while the store is unreachable."""
         key = f"{gate_id}\x00{(pin.unit or '').strip().upper()}"
         try:
             self._pin_attempts.check(key)
+            await self._shared_attempts(self._shared_pin_attempts.check, key, gate_id)
         except TooManyAttempts as exc:
             log.warning("gate=%s request=%s PIN entry locked for %.0fs after repeated wrong PINs", gate_id,
                         request.request_id, exc.retry_after)
@@ -196,9 +204,19 @@ class AuthWorker:
                           auth.max_request_age_s, auth.max_clock_skew_s)
         if decision.reason is ReasonCode.UNKNOWN_CREDENTIAL:
             self._pin_attempts.failed(key)
+            # Counted before the answer goes out, so the next guess (on any worker) sees it.
+            await self._shared_attempts(self._shared_pin_attempts.failed, key, gate_id)
         elif decision.granted:
             self._pin_attempts.succeeded(key)
+            await self._shared_attempts(self._shared_pin_attempts.succeeded, key, gate_id)
         return decision
+
+    async def _shared_attempts(self, op: Callable[[str], None], key: str, gate_id: str) -> None:
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._pass_pool, op, key)
+        except PyMongoError as exc:
+            log.warning("gate=%s keypad lock counted by this worker only: store unreachable (%s)",
+                        gate_id, type(exc).__name__)
 
     def _migrate_if_outdated(self, credential: CardCredential | PinCredential) -> None:
         """After a key rotation: move a credential presented in clear onto the current key."""

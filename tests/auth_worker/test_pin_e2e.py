@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from admin_worker.commands import CommandProcessor
+from auth_worker.service import AuthWorker
 from config.settings import EnrollSettings, FaceSettings
 from face_engine.index import FaceIndex
 from schemas.access import PinCredential
@@ -93,3 +94,24 @@ async def test_repeated_wrong_pins_lock_that_units_keypad_at_that_gate(platform:
     # Other units at the same gate are not locked out by it.
     other = await platform.lobby.present(PinCredential(pin="4827", unit="0801"))
     assert other.granted and other.subject_id == "U3"
+
+
+async def test_the_keypad_lock_holds_across_workers(platform: Platform) -> None:
+    """Counted in the store: a guesser gains nothing from another worker (shared subscriptions
+    spread requests over workers) or from a worker restart."""
+    for guess in range(platform.settings.auth.pin_max_failures):
+        await platform.lobby.present(PinCredential(pin=f"91{guess:02d}", unit="1203"))
+    platform.worker.stop()
+    await asyncio.wait_for(platform.tasks[0], 10)
+    fresh = AuthWorker(platform.settings, platform.store, platform.hasher, client_id="auth-test-2")
+    task = asyncio.create_task(fresh.run())
+    try:
+        await asyncio.wait_for(fresh.mqtt.wait_connected(), 10)
+        await asyncio.wait_for(fresh.ready.wait(), 10)
+        locked = await platform.lobby.present(PinCredential(pin="4827", unit="1203"))
+        assert not locked.granted and locked.reason == ReasonCode.TOO_MANY_ATTEMPTS.value
+        assert fresh.decisions == 1  # the new worker refused it, not a cached answer
+        assert platform.lobby_relay.unlock_count == 0
+    finally:
+        fresh.stop()
+        await asyncio.wait_for(task, 10)
