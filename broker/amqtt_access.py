@@ -12,7 +12,11 @@ What amqtt does not enforce and this module adds: client certificates (its TLS l
 *ask* for one), the will topic (published on a dirty disconnect without any ACL check; here it is
 checked at CONNECT and the connection refused if the will is not the client's to publish), and
 retained messages sent on subscribe (not checked per message; here a subscription must lie
-entirely inside what the client may read).
+entirely inside what the client may read), and revoked certificates (the site CRL).
+
+The password file, the ACL and the CRL are re-read when they change (checked at most once a
+second), as Mosquitto re-reads them on SIGHUP: `passage certs revoke` takes effect without a
+restart, for new connections and for the revoked client's next publish or delivery alike.
 """
 
 from __future__ import annotations
@@ -21,9 +25,12 @@ import asyncio
 import contextvars
 import logging
 import ssl
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from amqtt.broker import Broker
 from amqtt.contexts import Action
@@ -31,10 +38,13 @@ from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 
 from security.acl import AclFile
 from security.passwords import PasswordFile
+from security.revocation import load_crl
 
 log = logging.getLogger(__name__)
 
 _IDENTITY = "passage.identity"
+_RECHECK_S = 1.0
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +53,7 @@ class _Connection:
 
     tls: bool
     peer_cn: str | None
+    peer_serial: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,15 +67,48 @@ class _Grant:
 _CONNECTION: contextvars.ContextVar[_Connection | None] = contextvars.ContextVar("passage_amqtt_conn", default=None)
 
 
-def _peer_cn(ssl_object: ssl.SSLObject | None) -> str | None:
-    """The CN of a verified client certificate (amqtt's listener verifies any certificate offered)."""
+def _connection(ssl_object: ssl.SSLObject | None) -> _Connection:
+    """The CN and serial of a verified client certificate (amqtt's listener verifies any
+    certificate offered)."""
     if ssl_object is None:
-        return None
+        return _Connection(False, None)
     cert = ssl_object.getpeercert()
     if not cert:
-        return None
+        return _Connection(True, None)
     names = [attr[1] for rdn in cert.get("subject", ()) for attr in rdn if attr[0] == "commonName"]
-    return names[0] if len(names) == 1 else None
+    serial = cert.get("serialNumber")
+    return _Connection(True, names[0] if len(names) == 1 else None,
+                       int(serial, 16) if isinstance(serial, str) else None)
+
+
+class _Watched(Generic[T]):
+    """A file's parsed contents, re-read when the file changes. A new version that does not parse
+    is refused and the previous one kept (logged): a typo must not open the broker."""
+
+    def __init__(self, path: Path, parse: Callable[[Path], T]) -> None:
+        self._path = path
+        self._parse = parse
+        self._stamp = self._stat()
+        self._value = parse(path)  # at start, a bad file stops the broker
+        self._checked = time.monotonic()
+
+    def _stat(self) -> tuple[int, int]:
+        st = self._path.stat()
+        return st.st_mtime_ns, st.st_size
+
+    def get(self) -> T:
+        now = time.monotonic()
+        if now - self._checked >= _RECHECK_S:
+            self._checked = now
+            try:
+                stamp = self._stat()
+                if stamp != self._stamp:
+                    self._value = self._parse(self._path)
+                    self._stamp = stamp
+                    log.info("reloaded %s", self._path)
+            except (OSError, ValueError) as exc:
+                log.error("keeping the previous %s: the new one is unusable: %s", self._path.name, exc)
+        return self._value
 
 
 class PassageBroker(Broker):  # type: ignore[misc]
@@ -72,8 +116,7 @@ class PassageBroker(Broker):  # type: ignore[misc]
 
     async def stream_connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                                listener_name: str) -> None:
-        ssl_object = writer.get_extra_info("ssl_object")
-        token = _CONNECTION.set(_Connection(ssl_object is not None, _peer_cn(ssl_object)))
+        token = _CONNECTION.set(_connection(writer.get_extra_info("ssl_object")))
         try:
             await super().stream_connected(reader, writer, listener_name)
         finally:
@@ -95,16 +138,36 @@ class PassageAccessPlugin(BaseAuthPlugin, BaseTopicPlugin):  # type: ignore[misc
         require_certificate: bool = True
         password_file: str | None = None
         acl_file: str | None = None
+        crl_file: str | None = None
+        ca_file: str | None = None  # the CRL's signer
 
     def __init__(self, context: Any) -> None:
         super().__init__(context)
         cfg = self.config
-        # Read once at start; a missing or malformed file stops the broker from starting.
-        self._passwords = PasswordFile.parse(Path(cfg.password_file).read_text()) if cfg.password_file else None
-        self._acl = AclFile.parse(Path(cfg.acl_file).read_text()) if cfg.acl_file else None
+        # A missing or malformed file stops the broker from starting.
+        self._password_file = (_Watched(Path(cfg.password_file), lambda p: PasswordFile.parse(p.read_text()))
+                               if cfg.password_file else None)
+        self._acl_file = _Watched(Path(cfg.acl_file), lambda p: AclFile.parse(p.read_text())) if cfg.acl_file else None
+        self._crl_file: _Watched[dict[int, datetime]] | None = None
+        if cfg.crl_file:
+            if not cfg.ca_file:
+                raise ValueError("crl_file needs ca_file (the CA that signs it)")
+            ca_file = Path(cfg.ca_file)
+            self._crl_file = _Watched(Path(cfg.crl_file), lambda p: load_crl(p, ca_file))
+
+    @property
+    def _passwords(self) -> PasswordFile | None:
+        return self._password_file.get() if self._password_file is not None else None
+
+    @property
+    def _acl(self) -> AclFile | None:
+        return self._acl_file.get() if self._acl_file is not None else None
 
     async def authenticate(self, *, session: Any) -> bool:
         conn = _CONNECTION.get()
+        if conn is not None and self._revoked(conn):
+            log.warning("refused connection of %s: its certificate is revoked", conn.peer_cn)
+            return False
         grant = self._grant(conn, session) if conn is not None else None
         if grant is None:
             log.info("refused connection (client id %.64r): no valid credentials", session.client_id)
@@ -117,6 +180,10 @@ class PassageAccessPlugin(BaseAuthPlugin, BaseTopicPlugin):  # type: ignore[misc
         if grant.username is not None:
             session.username = grant.username
         return True
+
+    def _revoked(self, conn: _Connection) -> bool:
+        return (self._crl_file is not None and conn.peer_serial is not None
+                and conn.peer_serial in self._crl_file.get())
 
     def _grant(self, conn: _Connection, session: Any) -> _Grant | None:
         cfg = self.config
@@ -136,15 +203,16 @@ class PassageAccessPlugin(BaseAuthPlugin, BaseTopicPlugin):  # type: ignore[misc
         grant = session.attributes.get(_IDENTITY) if session is not None else None
         if not isinstance(grant, _Grant) or topic is None:
             return False
-        if grant.trusted or self._acl is None:
+        acl = self._acl
+        if grant.trusted or acl is None:
             return True
         client_id = session.client_id or ""
         if action == Action.PUBLISH:
-            allowed = self._acl.may_publish(grant.username, client_id, topic)
+            allowed = acl.may_publish(grant.username, client_id, topic)
         elif action == Action.SUBSCRIBE:
-            allowed = self._acl.may_subscribe(grant.username, client_id, topic)
+            allowed = acl.may_subscribe(grant.username, client_id, topic)
         elif action == Action.RECEIVE:
-            allowed = self._acl.may_receive(grant.username, client_id, topic)
+            allowed = acl.may_receive(grant.username, client_id, topic)
         else:
             allowed = False
         if not allowed and action != Action.RECEIVE:

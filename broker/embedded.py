@@ -39,6 +39,7 @@ class EmbeddedBroker:
         require_certificate: bool = True,
         password_file: Path | None = None,
         acl_file: Path | None = None,
+        crl_file: Path | None = None,
     ) -> None:
         if plain and not allow_remote_plain and not is_loopback(host):
             raise BrokerStartError(f"plain MQTT on {host} is not loopback; use the TLS listener")
@@ -63,7 +64,9 @@ class EmbeddedBroker:
             plugins = {_ACCESS_PLUGIN: {
                 "plain_allow_anonymous": allow_anonymous, "require_certificate": require_certificate,
                 "password_file": str(password_file) if password_file else None,
-                "acl_file": str(acl_file) if acl_file else None}}
+                "acl_file": str(acl_file) if acl_file else None,
+                "crl_file": str(crl_file) if crl_file else None,
+                "ca_file": str(ca_file) if ca_file else None}}
         else:
             # Today's one-machine default: no topic plugin, so no per-message check on the hot path.
             plugins = {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}}
@@ -81,7 +84,7 @@ class EmbeddedBroker:
                    tls_port=broker.tls_port, tls_host=broker.tls_bind_host, ca_file=broker.ca_file,
                    cert_file=broker.cert_file, key_file=broker.key_file,
                    require_certificate=broker.require_certificate, password_file=broker.password_file,
-                   acl_file=broker.acl_file)
+                   acl_file=broker.acl_file, crl_file=broker.crl_file)
 
     async def start(self) -> None:
         try:

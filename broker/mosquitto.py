@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -41,6 +42,8 @@ class TlsListener:
     bind: str | None = None  # None: every interface
     require_certificate: bool = True
     tls_version: Literal["tlsv1.2", "tlsv1.3"] = "tlsv1.2"
+    # Revoked client certificates (`passage certs revoke`); re-read on SIGHUP.
+    crl_file: Path | None = None
 
 
 def render_config(
@@ -110,6 +113,8 @@ def render_config(
     lines.append(f"listener {tls.port}" + (f" {tls.bind}" if tls.bind else ""))
     lines += [f"cafile {tls.ca_file}", f"certfile {tls.cert_file}", f"keyfile {tls.key_file}",
               f"tls_version {tls.tls_version}", "allow_anonymous false"]
+    if tls.crl_file is not None:
+        lines.append(f"crlfile {tls.crl_file}")
     if tls.require_certificate:
         # The certificate's CN becomes the username the ACL patterns (%u) confine.
         lines += ["require_certificate true", "use_identity_as_username true"]
@@ -131,7 +136,7 @@ def render_site_config(broker: BrokerSettings, *, port: int | None = None,
         assert broker.ca_file and broker.cert_file and broker.key_file  # BrokerSettings checks this
         tls = TlsListener(broker.ca_file, broker.cert_file, broker.key_file, port=broker.tls_port,
                           bind=None if broker.tls_bind_host in ("", "0.0.0.0") else broker.tls_bind_host,
-                          require_certificate=broker.require_certificate)
+                          require_certificate=broker.require_certificate, crl_file=broker.crl_file)
     return render_config(port if port is not None else broker.port, broker.bind_host, persistence_dir,
                          allow_anonymous=broker.allow_anonymous, password_file=broker.password_file,
                          tls=tls, acl_file=broker.acl_file, plain=broker.plain_listener,
@@ -144,8 +149,9 @@ def render_pki_config(pki_dir: Path, *, port: int = 1883, tls_port: int = MQTTS_
     (or, with `passwords`, the directory's password file) and its ACL; the plain listener stays on
     loopback and asks for a password too."""
     root = pki_dir.resolve()
+    crl = root / "crl.pem"
     tls = TlsListener(root / "ca.crt", root / "broker.crt", root / "broker.key", port=tls_port,
-                      require_certificate=not passwords)
+                      require_certificate=not passwords, crl_file=crl if crl.exists() else None)
     return render_config(port, "127.0.0.1", persistence_dir, allow_anonymous=False, password_file=root / "passwd",
                          tls=tls, acl_file=root / "acl")
 
@@ -226,6 +232,11 @@ class MosquittoProcess:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+    def reload(self) -> None:
+        """SIGHUP: Mosquitto re-reads its ACL, password file, certificates and CRL."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGHUP)
 
     def kill(self) -> None:
         """Stop abruptly (SIGKILL), as a crash would."""

@@ -12,6 +12,7 @@ from security.files import CredentialFileExists, write_file
 from security.identities import Identity, IdentityError, Role, SiteIdentities
 from security.passwords import PasswordFile, PasswordFileError, new_password
 from security.pki import CertificateAuthority, PkiError, PkiPaths, init_site, write_issued
+from security.revocation import revoke
 
 _ERRORS = (PkiError, IdentityError, PasswordFileError, CredentialFileExists, OSError)
 
@@ -109,3 +110,29 @@ def _valid_name(name: str) -> bool:
     except PkiError:
         return False
     return True
+
+
+@certs.command("revoke")
+@click.argument("name")
+@_OUT
+def revoke_identity(name: str, out: Path | None) -> None:
+    """Revoke NAME (a lost or stolen gate, a retired worker): its certificate goes on the site CRL,
+    and it leaves the identity list, the ACL and the password file."""
+    paths = PkiPaths(out or _default_dir())
+    try:
+        site = SiteIdentities.load(paths.identities)
+        serial = revoke(paths, name) if paths.client_cert(name).exists() else None
+        if serial is None and site.get(name) is None:
+            raise click.ClickException(f"no identity or certificate named {name!r} in {paths.root}")
+        site = site.without(name)
+        site.save(paths.identities)
+        write_file(paths.acl, render_acl(site).encode(), mode=0o644, overwrite=True)
+        passwords = PasswordFile.load(paths.passwords)
+        if passwords.remove(name):
+            passwords.save(paths.passwords)
+    except _ERRORS as exc:
+        raise click.ClickException(str(exc)) from None
+    if serial is not None:
+        click.echo(f"{name}: certificate {serial:x} revoked ({paths.crl})")
+    click.echo(f"  removed from {paths.identities.name}, {paths.acl.name} and {paths.passwords.name}")
+    click.echo("  Mosquitto: reload it (kill -HUP its pid); the embedded broker picks it up within a second")

@@ -87,6 +87,8 @@ class BrokerSettings(Section):
     require_certificate: bool = True
     password_file: Path | None = None
     acl_file: Path | None = None
+    # Revoked client certificates (`passage certs` keeps DIR/crl.pem).
+    crl_file: Path | None = None
 
     @model_validator(mode="after")
     def _checked(self) -> BrokerSettings:

@@ -67,6 +67,10 @@ class SiteIdentities(BaseModel):
             return self
         return SiteIdentities(site=self.site, identities=[*self.identities, identity])
 
+    def without(self, name: str) -> SiteIdentities:
+        """A copy without `name` (the same list if it was not there)."""
+        return SiteIdentities(site=self.site, identities=[i for i in self.identities if i.name != name])
+
     def by_role(self, role: Role) -> list[Identity]:
         return [i for i in self.identities if i.role is role]
 

@@ -80,6 +80,10 @@ class PasswordFile:
             raise PasswordFileError(f"not a usable name for a password file: {name[:80]!r}")
         self.entries[name] = hash_password(password, iterations=iterations)
 
+    def remove(self, name: str) -> bool:
+        """Drop `name`'s entry; False if it had none."""
+        return self.entries.pop(name, None) is not None
+
     def verify(self, name: str, password: str) -> bool:
         encoded = self.entries.get(name)
         return encoded is not None and verify_password(password, encoded)

@@ -6,6 +6,7 @@ Layout of a site's PKI directory (`passage certs init --out DIR`):
     broker.crt  broker.key               the broker's server certificate (SAN: its names and IPs)
     clients/{name}.crt  clients/{name}.key   one per gate / worker; CN = the identity's name
     identities.json  acl  passwd          who may connect, the topic ACL, the password file
+    crl.pem                              revoked gate / worker certificates (security/revocation.py)
 
 Keys are written mode 0600 and never over an existing file unless asked.
 """
@@ -84,6 +85,10 @@ class PkiPaths:
     @property
     def passwords(self) -> Path:
         return self.root / "passwd"
+
+    @property
+    def crl(self) -> Path:
+        return self.root / "crl.pem"
 
     def client_cert(self, name: str) -> Path:
         return self.root / "clients" / f"{_checked_name(name)}.crt"
@@ -204,6 +209,24 @@ class CertificateAuthority:
                              x509.NameAttribute(NameOID.COMMON_NAME, dns[0])])
         return self._leaf(subject, _new_key(), ExtendedKeyUsageOID.SERVER_AUTH, days, valid_from, san)
 
+    def sign_crl(self, revoked: dict[int, datetime]) -> bytes:
+        """A PEM CRL listing `revoked` (serial -> when).
+
+        It stays valid as long as the CA: OpenSSL refuses every client once a CRL is past its
+        next-update time, and the CRL is re-signed on each revocation anyway."""
+        now = datetime.now(UTC)
+        builder = (x509.CertificateRevocationListBuilder()
+                   .issuer_name(self.cert.subject)
+                   .last_update(now - _BACKDATE)
+                   .next_update(self.cert.not_valid_after_utc)
+                   .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
+                                  critical=False)
+                   .add_extension(x509.CRLNumber(int(now.timestamp() * 1000)), critical=False))
+        for serial, when in sorted(revoked.items()):
+            builder = builder.add_revoked_certificate(
+                x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(when).build())
+        return builder.sign(self.key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+
     def issue_client(self, name: str, role: Role, *, days: int = LEAF_DAYS,
                      valid_from: datetime | None = None) -> Issued:
         """A gate's or worker's certificate: CN = `name`, which the broker takes as the username."""
@@ -232,4 +255,6 @@ def init_site(paths: PkiPaths, site: str, *, dns_names: tuple[str, ...] = (), ip
     ca = CertificateAuthority.from_pem(ca_issued.cert_pem, ca_issued.key_pem)
     write_issued(ca.issue_server(dns_names=dns_names, ips=ips), paths.broker_cert, paths.broker_key,
                  overwrite=overwrite)
+    # An empty CRL from the start, so the broker configs can always name one.
+    write_file(paths.crl, ca.sign_crl({}), mode=0o644, overwrite=True)
     return ca

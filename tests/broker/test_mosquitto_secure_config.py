@@ -83,6 +83,7 @@ def test_mosquitto_loads_the_pki_config(tmp_path: Path) -> None:
     site = build_site(tmp_path / "pki")
     port, tls_port = free_port(), free_port()
     text = render_pki_config(site.paths.root, port=port, tls_port=tls_port, persistence_dir=None)
+    assert f"crlfile {site.paths.crl.resolve()}" in text  # Mosquitto must accept the CRL it names
     if os.geteuid() == 0:
         text = "user root\n" + text  # the test's files are root-only; a site chowns them to mosquitto
     conf = tmp_path / "mosquitto.conf"

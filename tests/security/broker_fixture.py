@@ -42,7 +42,7 @@ async def running_secure_broker(kind: str, site: Site, *, require_certificate: b
     paths = site.paths
     if kind == "mosquitto":
         tls = TlsListener(paths.ca_cert, paths.broker_cert, paths.broker_key, port=0, bind="127.0.0.1",
-                          require_certificate=require_certificate)
+                          require_certificate=require_certificate, crl_file=paths.crl)
         proc = MosquittoProcess(tls=tls, acl_file=paths.acl, password_file=paths.passwords,
                                 allow_anonymous=plain_anonymous)
         proc.start()
@@ -55,7 +55,7 @@ async def running_secure_broker(kind: str, site: Site, *, require_certificate: b
     embedded = EmbeddedBroker("127.0.0.1", free_port(), tls_port=0, tls_host="127.0.0.1", ca_file=paths.ca_cert,
                               cert_file=paths.broker_cert, key_file=paths.broker_key,
                               require_certificate=require_certificate, password_file=paths.passwords,
-                              acl_file=paths.acl, allow_anonymous=plain_anonymous)
+                              acl_file=paths.acl, crl_file=paths.crl, allow_anonymous=plain_anonymous)
     await embedded.start()
     try:
         assert embedded.tls_port is not None

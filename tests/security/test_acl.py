@@ -33,7 +33,7 @@ PUBLISH = [
     ("bridge-1", "visitor/register", True), ("bridge-1", "visitor/reply/r1", False),
     ("ops", "events/alert/x", False),
     (None, "events/alert/x", False), (None, "access/request/gate-1", False),
-    ("stranger", "access/request/stranger", True),  # any authenticated name acts as a gate of that name only
+    ("stranger", "access/request/stranger", False),  # a name not in the identity list has no rule at all
     ("stranger", "access/request/gate-1", False),
     ("gate-1", "access/request/+", False),
 ]
@@ -83,12 +83,20 @@ def test_a_name_smuggling_wildcards_matches_no_pattern() -> None:
     assert not ACL.may_subscribe("#", "c", "access/response/#")
 
 
-def test_rendered_file_has_gate_patterns_and_one_block_per_worker() -> None:
+def test_rendered_file_has_one_block_per_identity() -> None:
     text = render_acl(SITE)
-    assert "pattern write access/request/%u" in text and "pattern read access/response/%u" in text
+    assert "user gate-1\ntopic write access/request/gate-1\n" in text
+    assert "topic read access/response/gate-1\n" in text
     assert "user auth-1\ntopic read access/request/+" in text
-    assert "user gate-1" not in text  # gates are confined by the patterns alone
-    assert "%c" not in text
+    # No rule for everyone: an identity taken out of the list keeps nothing.
+    assert "pattern" not in text and "%u" not in text and "%c" not in text
+
+
+def test_an_identity_taken_out_of_the_list_keeps_no_right() -> None:
+    acl = AclFile.parse(render_acl(SITE.without("gate-1")))
+    assert not acl.may_publish("gate-1", "gate-1", "access/request/gate-1")
+    assert not acl.may_receive("gate-1", "gate-1", "access/response/gate-1")
+    assert acl.may_publish("gate-2", "gate-2", "access/request/gate-2")
 
 
 def test_a_name_cannot_hold_two_roles() -> None:
