@@ -74,21 +74,26 @@ class EventWriter:
         return len(self._buffer)
 
     async def run(self) -> None:
-        """Flush every `flush_ms` (or sooner when a batch fills) until `close()`."""
-        backoff = self._flush_s
+        """Flush every `flush_ms` (or sooner when a batch fills) until `close()`; with a journal,
+        look for dead writers' journals every `adopt_every_s` too."""
         loop = asyncio.get_running_loop()
-        next_adopt = 0.0
+        backoff = self._flush_s
+        next_flush = loop.time() + backoff
+        next_adopt = loop.time()
         while not self._stopping:
             if self._journal is not None and loop.time() >= next_adopt:
                 await self._adopt()
                 next_adopt = loop.time() + self._adopt_every_s
+            due = next_flush if self._journal is None else min(next_flush, next_adopt)
             try:
-                await asyncio.wait_for(self._wake.wait(), min(backoff, self._adopt_every_s))
+                await asyncio.wait_for(self._wake.wait(), max(due - loop.time(), 0.0))
             except TimeoutError:
                 pass
-            self._wake.clear()
-            ok = await self._flush()
-            backoff = self._flush_s if ok else min(backoff * 2, 5.0)
+            if self._wake.is_set() or loop.time() >= next_flush:
+                self._wake.clear()
+                ok = await self._flush()
+                backoff = self._flush_s if ok else min(backoff * 2, 5.0)
+                next_flush = loop.time() + backoff
 
     async def close(self) -> None:
         """Stop the loop and write what is left (best effort)."""
