@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated
 
 import pymongo
 from pydantic import StringConstraints
@@ -14,8 +14,7 @@ from pymongo.errors import DuplicateKeyError
 from accounts.passwords import api_key_digest, hash_password, verify_password
 from schemas.base import Identifier, StrictModel
 from schemas.documents import BsonDatetime
-
-Doc = dict[str, Any]
+from store.repository import Doc
 
 
 class Role(StrEnum):

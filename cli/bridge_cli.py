@@ -11,7 +11,8 @@ from config.settings import Settings
 if TYPE_CHECKING:
     from pymongo.database import Database
 
-    from accounts.store import AccountStore, Doc
+    from accounts.store import AccountStore
+    from store.repository import Doc
 
 
 @click.group()

@@ -8,14 +8,12 @@ in-memory limiter (accounts/attempts.py) as the fallback while the store is unre
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 from pymongo.database import Database
 
 from accounts.attempts import TooManyAttempts
 from schemas.base import utc_now
-
-Doc = dict[str, Any]
+from store.repository import Doc
 
 
 class SharedAttemptLimiter:

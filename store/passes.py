@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated
 
 import pymongo
 from pydantic import Field, StringConstraints
@@ -18,8 +18,7 @@ from schemas.base import Identifier, ShortText, StrictModel, utc_now
 from schemas.documents import BsonDatetime, Document
 from schemas.gate import OfflinePass
 from schemas.visitor import PassStatus, PassView
-
-Doc = dict[str, Any]
+from store.repository import Doc
 
 # Keeps replies and memory bounded: a unit has at most max_active_passes_per_unit live ones anyway.
 MAX_LISTED = 200
