@@ -43,6 +43,7 @@ from visitor_pass.token import PassVerifier
 log = logging.getLogger(__name__)
 
 _ALERT_EVERY_S = 10.0
+_SHARED_LOCK_WAIT_S = 0.3
 
 
 class AuthWorker:
@@ -212,9 +213,12 @@ class AuthWorker:
         return decision
 
     async def _shared_attempts(self, op: Callable[[str], None], key: str, gate_id: str) -> None:
+        future = asyncio.get_running_loop().run_in_executor(self._pass_pool, op, key)
         try:
-            await asyncio.get_running_loop().run_in_executor(self._pass_pool, op, key)
-        except PyMongoError as exc:
+            # A store that does not answer must not hold the keypad for the driver's whole
+            # server-selection timeout: the gate would give up and decide offline.
+            await asyncio.wait_for(future, _SHARED_LOCK_WAIT_S)
+        except (PyMongoError, TimeoutError) as exc:
             log.warning("gate=%s keypad lock counted by this worker only: store unreachable (%s)",
                         gate_id, type(exc).__name__)
 

@@ -8,11 +8,14 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from admin_worker.commands import CommandProcessor
 from auth_worker.service import AuthWorker
-from config.settings import Settings
+from config.settings import EnrollSettings, FaceSettings, Settings
 from edge_agent.agent import GateAgent
 from edge_agent.relay import LogRelay
+from face_engine.index import FaceIndex
 from messaging import IncomingMessage, MqttClient
+from schemas.admin import SetPin
 from schemas.codes import CredentialType
 from schemas.documents import AccessGroup, Gate, StoredCredential, User
 from store.keyed_hash import KeyedHasher
@@ -93,3 +96,12 @@ async def running_platform(tmp_path: Path, broker: BrokerInfo, store: Store, has
         for task in late:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def set_pins(store: Store, hasher: KeyedHasher) -> None:
+    """U1 (unit 1203, active), U2 (unit 0801, inactive) and U3 (unit 0801, active, lobby) get PINs the
+    way `passage admin set-pin` stores them."""
+    store.put_user(User(id="U3", name="Park", building="A", unit="0801", groups=["res"]))
+    processor = CommandProcessor(store, hasher, FaceSettings(enabled=False), EnrollSettings(), None, FaceIndex)
+    for user_id, pin in (("U1", "4827"), ("U2", "5931"), ("U3", "4827")):
+        processor.apply(SetPin(user_id=user_id, pin=pin))

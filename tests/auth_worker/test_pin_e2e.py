@@ -9,27 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from admin_worker.commands import CommandProcessor
 from auth_worker.service import AuthWorker
-from config.settings import EnrollSettings, FaceSettings
-from face_engine.index import FaceIndex
 from schemas.access import PinCredential
-from schemas.admin import SetPin
 from schemas.codes import ReasonCode
-from schemas.documents import User
 from store.keyed_hash import KeyedHasher
 from store.repository import Store
 from tests.conftest import BrokerInfo, eventually
-from tests.platform_fixture import Platform, running_platform
-
-
-def set_pins(store: Store, hasher: KeyedHasher) -> None:
-    """U1 (unit 1203, active), U2 (unit 0801, inactive) and U3 (unit 0801, active, lobby) get PINs the
-    way `passage admin set-pin` stores them."""
-    store.put_user(User(id="U3", name="Park", building="A", unit="0801", groups=["res"]))
-    processor = CommandProcessor(store, hasher, FaceSettings(enabled=False), EnrollSettings(), None, FaceIndex)
-    for user_id, pin in (("U1", "4827"), ("U2", "5931"), ("U3", "4827")):
-        processor.apply(SetPin(user_id=user_id, pin=pin))
+from tests.platform_fixture import Platform, running_platform, set_pins
 
 
 @pytest.fixture
