@@ -4,7 +4,6 @@ who may connect, and what the broker lets each identity publish and read."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,22 +14,11 @@ from security.identities import Role
 from security.pki import CertificateAuthority, PkiPaths, create_ca, write_issued
 from tests.conftest import eventually
 from tests.security.broker_fixture import SecureBroker, connected, refused, running_secure_broker
-from tests.security.site_fixture import Site, build_site
+from tests.security.site_fixture import Site
 
 
 def _with(settings: MqttSettings, **changes: object) -> MqttSettings:
     return MqttSettings.model_validate({**settings.model_dump(), **changes})
-
-
-@pytest.fixture
-def site(tmp_path: Path) -> Site:
-    return build_site(tmp_path / "pki")
-
-
-@pytest.fixture(params=["mosquitto", "amqtt"])
-async def secure(request: pytest.FixtureRequest, site: Site) -> AsyncIterator[SecureBroker]:
-    async with running_secure_broker(request.param, site) as b:
-        yield b
 
 
 # --- who may connect ------------------------------------------------------------------------------

@@ -4,7 +4,6 @@ cutting the gate off, for new connections and for the one it still holds."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -20,12 +19,7 @@ from security.pki import PkiPaths, init_site
 from security.revocation import RevocationError, load_crl, revoke
 from tests.conftest import eventually
 from tests.security.broker_fixture import SecureBroker, connected, refused, running_secure_broker
-from tests.security.site_fixture import Site, build_site
-
-
-@pytest.fixture
-def site(tmp_path: Path) -> Site:
-    return build_site(tmp_path / "pki")
+from tests.security.site_fixture import Site
 
 
 def _serial(paths: PkiPaths, name: str) -> int:
@@ -72,12 +66,6 @@ def test_the_cli_updates_crl_identities_acl_and_passwords(site: Site) -> None:
     assert acl.may_publish("gate-2", "gate-2", "access/request/gate-2")
     passwords = PasswordFile.load(site.paths.passwords)
     assert "gate-1" not in passwords.entries and passwords.verify("gate-2", site.passwords["gate-2"])
-
-
-@pytest.fixture(params=["mosquitto", "amqtt"])
-async def secure(request: pytest.FixtureRequest, site: Site) -> AsyncIterator[SecureBroker]:
-    async with running_secure_broker(request.param, site) as b:
-        yield b
 
 
 async def test_a_revoked_gate_is_cut_off(secure: SecureBroker, site: Site) -> None:

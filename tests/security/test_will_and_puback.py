@@ -6,29 +6,15 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import paho.mqtt.client as paho
-import pytest
 from paho.mqtt.reasoncodes import ReasonCode
 
 from config.settings import MqttSettings
 from messaging.client import tls_context_for
 from tests.conftest import eventually
 from tests.security.broker_fixture import SecureBroker, connected, running_secure_broker
-from tests.security.site_fixture import Site, build_site
-
-
-@pytest.fixture
-def site(tmp_path: Path) -> Site:
-    return build_site(tmp_path / "pki")
-
-
-@pytest.fixture(params=["mosquitto", "amqtt"])
-async def secure(request: pytest.FixtureRequest, site: Site) -> AsyncIterator[SecureBroker]:
-    async with running_secure_broker(request.param, site) as b:
-        yield b
+from tests.security.site_fixture import Site
 
 
 def _connect_with_will_then_vanish(settings: MqttSettings, client_id: str, will_topic: str) -> None:
